@@ -1,0 +1,94 @@
+// --show-config: the effective configuration as TOML that loads back to the same configuration.
+// Every item is preceded by a comment naming where it was set: `# default`, `# FILE:LINE`
+// (or `# FILE` for .ts/.js) or `# command line (--option)`. TOML has no null, so an unset item
+// is printed as a comment; leaving it out gives the same (null) value when loaded again.
+import { VERSION } from "../../version.ts";
+import { type ConfigOrigins, formatOrigin, itemKey, type LoadedConfig, milterKey } from "./load.ts";
+import { ITEM_SECTIONS, MILTER_ITEMS } from "./schema.ts";
+
+/** A TOML basic string. */
+export function tomlString(s: string): string {
+  let out = '"';
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!;
+    if (ch === '"') out += '\\"';
+    else if (ch === "\\") out += "\\\\";
+    else if (ch === "\n") out += "\\n";
+    else if (ch === "\t") out += "\\t";
+    else if (ch === "\r") out += "\\r";
+    else if (c < 0x20 || c === 0x7f) out += `\\u${c.toString(16).padStart(4, "0")}`;
+    else out += ch;
+  }
+  return out + '"';
+}
+
+function tomlKey(k: string): string {
+  return /^[A-Za-z0-9_-]+$/.test(k) ? k : tomlString(k);
+}
+
+/** A TOML value; null inside inline tables is left out by the caller. */
+export function tomlValue(v: unknown, key = ""): string {
+  if (typeof v === "string") return tomlString(v);
+  if (typeof v === "boolean") return String(v);
+  if (typeof v === "number") {
+    // Permission bits read best in octal, as in chmod.
+    if (key === "unix_socket_mode") return `0o${v.toString(8).padStart(3, "0")}`;
+    // Timeouts are fractional seconds; milter-manager prints them as 297.0.
+    if (key.endsWith("_timeout") && Number.isInteger(v)) return `${v}.0`;
+    return String(v);
+  }
+  if (Array.isArray(v)) {
+    const items = v.map((x) => tomlValue(x));
+    const one = `[${items.join(", ")}]`;
+    return one.length <= 80 && !one.includes("\n") ? one : `[\n${items.map((x) => `  ${x},`).join("\n")}\n]`;
+  }
+  if (v !== null && typeof v === "object") {
+    const parts = Object.entries(v)
+      .filter(([, x]) => x !== null && x !== undefined)
+      .map(([k, x]) => `${tomlKey(k)} = ${tomlValue(x, k)}`);
+    return parts.length === 0 ? "{}" : `{ ${parts.join(", ")} }`;
+  }
+  throw new TypeError(`cannot write ${String(v)} as TOML`);
+}
+
+/** `# origin` then `key = value` (or a commented line when the value is null). */
+function item(out: string[], origins: ConfigOrigins, originKey: string, key: string, value: unknown): void {
+  out.push(`# ${formatOrigin(origins.get(originKey))}`);
+  out.push(value === null || value === undefined ? `# ${tomlKey(key)} is not set` : `${tomlKey(key)} = ${tomlValue(value, key)}`);
+}
+
+/** The TOML text printed by --show-config. */
+export function formatConfigToml(loaded: Pick<LoadedConfig, "config" | "origins" | "files" | "notes" | "builtInDefault">): string {
+  const { config, origins } = loaded;
+  const out: string[] = [`# milterkit ${VERSION} manager: effective configuration`];
+  if (loaded.builtInDefault) {
+    out.push("# no configuration file: built-in default");
+  } else {
+    out.push("# loaded from:");
+    for (const f of loaded.files) out.push(`#   ${f}`);
+  }
+  for (const n of loaded.notes) out.push(`# note: ${n.replace(/\n/g, " ")}`);
+
+  for (const s of ITEM_SECTIONS) {
+    out.push("", `[${s}]`);
+    for (const [k, v] of Object.entries(config[s])) item(out, origins, itemKey(s, k), k, v);
+  }
+
+  const conditions = config.applicable_conditions as unknown as Record<string, unknown>;
+  out.push("", "[applicable_conditions]");
+  for (const [c, v] of Object.entries(conditions)) {
+    if (Array.isArray(v)) item(out, origins, itemKey("applicable_conditions", c), c, v);
+  }
+  for (const [c, v] of Object.entries(conditions)) {
+    if (Array.isArray(v)) continue;
+    out.push("", `[applicable_conditions.${tomlKey(c)}]`);
+    for (const [k, x] of Object.entries(v as object)) item(out, origins, itemKey("applicable_conditions", c, k), k, x);
+  }
+
+  for (const m of config.milters) {
+    out.push("", `# ${formatOrigin(origins.get(milterKey(m.name)))}`, "[[milters]]");
+    for (const k of MILTER_ITEMS) item(out, origins, milterKey(m.name, k), k, m[k]);
+  }
+  return out.join("\n") + "\n";
+}
+

@@ -1,0 +1,76 @@
+// A `.ts` configuration that imports { defineConfig, z } from "milterkit" must work from the
+// COMPILED binary, run in a directory without node_modules. The test compiles its own binary
+// (same flags as build.ts) into a temporary directory, so it never races with dist/.
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const ROOT = join(import.meta.dir, "../..");
+const tmpRoot = mkdtempSync(join(tmpdir(), "mk-config-compiled-"));
+const BIN = join(tmpRoot, "bin/milterkit");
+const WORK = join(tmpRoot, "etc");
+
+beforeAll(() => {
+  const build = Bun.spawnSync({
+    cmd: [
+      process.execPath, "build", "--compile", "--minify", "--bytecode", "--format=esm",
+      "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig",
+      join(ROOT, "src/main.ts"), "--outfile", BIN,
+    ],
+    stdout: "pipe",
+    stderr: "pipe",
+    timeout: 50_000,
+  });
+  if (build.exitCode !== 0) throw new Error(`bun build --compile failed: ${build.stderr.toString()}`);
+  symlinkSync(BIN, join(tmpRoot, "bin/milter-manager"));
+  mkdirSync(join(WORK, "conf.d"), { recursive: true });
+}, 60_000);
+
+afterAll(() => rmSync(tmpRoot, { recursive: true, force: true }));
+
+async function run(cmd: string[], argv0?: string) {
+  const proc = Bun.spawn({ cmd, argv0, cwd: WORK, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", NO_COLOR: "1" }, stdout: "pipe", stderr: "pipe" });
+  const timer = setTimeout(() => proc.kill(), 20_000);
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  clearTimeout(timer);
+  return { stdout, stderr, code };
+}
+
+test("compiled: --config X.ts with `import { defineConfig, z } from \"milterkit\"`", async () => {
+  const path = join(WORK, "X.ts");
+  writeFileSync(path, [
+    `import { defineConfig, z } from "milterkit";`,
+    `const port: number = z.coerce.number().int().parse("10027");`,
+    `export default defineConfig({`,
+    `  manager: { connection_spec: \`inet:\${port}@[127.0.0.1]\`, fallback_status: "reject" },`,
+    `  milters: [{ name: "opendkim", connection_spec: "inet:8891@[127.0.0.1]", evaluation_mode: true }],`,
+    `});`,
+    ``,
+  ].join("\n"));
+  const r = await run([BIN, "manager", "--config", path, "--show-config"]);
+  expect(r.stderr).toBe("");
+  expect(r.code).toBe(0);
+  expect(r.stdout).toContain(`# ${path}\nconnection_spec = "inet:10027@[127.0.0.1]"\n`);
+  expect(r.stdout).toContain(`# ${path}\nfallback_status = "reject"\n`);
+  expect(r.stdout).toContain(`# ${path}\nevaluation_mode = true\n`);
+});
+
+test("compiled through the milter-manager symlink: -c DIR with a .ts main file and conf.d", async () => {
+  writeFileSync(join(WORK, "milterkit.config.ts"),
+    `import { defineConfig } from "milterkit";\nexport default defineConfig({ milters: [{ name: "a", connection_spec: "unix:/run/a.sock" }] });\n`);
+  writeFileSync(join(WORK, "conf.d/10-a.toml"), `[[milters]]\nname = "a"\nfallback_status = "temporary-failure"\n`);
+  const r = await run([join(tmpRoot, "bin/milter-manager"), "-c", WORK, "--show-config"], join(tmpRoot, "bin/milter-manager"));
+  expect(r.stderr).toBe("");
+  expect(r.code).toBe(0);
+  expect(r.stdout).toContain(`# ${join(WORK, "conf.d/10-a.toml")}:3\nfallback_status = "temporary-failure"\n`);
+  expect(r.stdout).toContain(`# ${join(WORK, "milterkit.config.ts")}\nconnection_spec = "unix:/run/a.sock"\n`);
+});
+
+test("compiled: a type error in the .ts configuration is reported with file and item, exit 1", async () => {
+  const path = join(WORK, "bad.ts");
+  writeFileSync(path, `import { defineConfig } from "milterkit";\nexport default defineConfig({ manager: { daemon: "yes" as any } });\n`);
+  const r = await run([BIN, "manager", "--config", path, "--show-config"]);
+  expect(r.code).toBe(1);
+  expect(r.stderr).toBe(`milter-manager: ${path}: invalid configuration\n✖ Invalid input: expected boolean, received string\n  → at manager.daemon\n`);
+});
