@@ -9,7 +9,7 @@ export type ToolResult = number | undefined | void;
 
 export class UsageError extends Error {}
 
-interface OptionInfo { name: string; type: "boolean" | "string" | "enum"; options?: string[] }
+interface OptionInfo { name: string; type: "boolean" | "string" | "enum"; options?: string[]; optionalValue?: boolean }
 
 function kebab(s: string): string {
   return s.replace(/([a-z0-9])([A-Z])/g, "$1-$2").toLowerCase();
@@ -21,7 +21,8 @@ function optionTable(def: ArgsDef): { long: Map<string, OptionInfo>; short: Map<
   const short = new Map<string, OptionInfo>();
   for (const [name, d] of Object.entries(def)) {
     if (d.type === "positional") continue;
-    const info: OptionInfo = { name, type: (d.type ?? "string") as OptionInfo["type"], options: (d as any).options };
+    // optionalValue: `--opt` alone or `--opt=VALUE`, never the next argument (GLib's optional arguments).
+    const info: OptionInfo = { name, type: (d.type ?? "string") as OptionInfo["type"], options: (d as any).options, optionalValue: (d as any).optionalValue };
     long.set(name, info);
     long.set(kebab(name), info);
     const aliases = (d as any).alias === undefined ? [] : ([] as string[]).concat((d as any).alias);
@@ -51,6 +52,7 @@ export function checkArgv(def: ArgsDef, argv: string[]): void {
       }
       let value: string | undefined;
       if (eq >= 0) value = arg.slice(eq + 1);
+      else if (info.optionalValue) continue;
       else if (i + 1 < argv.length) value = argv[++i];
       if (value === undefined) throw new UsageError(`option '--${name}' needs a value`);
       checkEnum(info, `--${name}`, value);
@@ -104,7 +106,8 @@ export async function runTool(cmd: CommandDef<any>, argv: string[]): Promise<Too
   const def = (typeof cmd.args === "function" ? await (cmd.args as any)() : await cmd.args) ?? {};
   const meta = (typeof cmd.meta === "function" ? await (cmd.meta as any)() : await cmd.meta) ?? {};
   const beforeDashes = argv.indexOf("--") < 0 ? argv : argv.slice(0, argv.indexOf("--"));
-  if (beforeDashes.includes("--help") || (!("h" in def) && !hasShort(def, "h") && beforeDashes.includes("-h"))) {
+  // `-?` is help too: tools whose `-h` is an option (milter-test-server's --header) need it.
+  if (beforeDashes.includes("--help") || beforeDashes.includes("-?") || (!("h" in def) && !hasShort(def, "h") && beforeDashes.includes("-h"))) {
     process.stdout.write((await usage(cmd)) + "\n");
     return 0;
   }

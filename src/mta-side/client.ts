@@ -1,0 +1,608 @@
+/**
+ * MilterClient: we are the MTA and drive ONE milter over one connection.
+ *
+ *   const milter = new MilterClient({ spec: "inet:10025@[127.0.0.1]" });
+ *   const neg = await milter.open();                 // connect + OPTNEG
+ *   if (!neg.ok) ...
+ *   await milter.connect("mx.example.net", { family: "4", address: "192.0.2.1", port: 25 }, { j: "mx" });
+ *   ... helo, envelopeFrom, envelopeRecipient, data, header, endOfHeader, body, endOfMessage ...
+ *   await milter.quit();
+ *
+ * Every step returns a Promise of a typed outcome (outcome.ts) and never
+ * throws because of the peer. The client applies what was negotiated:
+ * NO_* steps and version-gated steps (T < v4, U < v3, K < v6) are not sent,
+ * NR_* steps are not waited for, macros are filtered by the milter's symbol
+ * lists, body chunks are split to the agreed data size, `s` is accepted only
+ * after a body chunk. Each step is ONE socket write (macros + command); the
+ * `D` of a stage suppressed by NO_* goes out with the next write.
+ * Any protocol violation, timeout or lost connection closes the connection;
+ * the failure is returned by the pending step and by every later one.
+ *
+ * Throws (programming errors only): a step before open() succeeded, or a
+ * step while another one is still pending.
+ */
+import {
+  MILTER_MAX_DATA_SIZE,
+  MilterProtocolError,
+  NegotiationError,
+  PacketReader,
+  SMFI_VERSION_6,
+  SMFI_VERSION_DATA,
+  SMFI_VERSION_UNKNOWN,
+  decodeReply,
+  encodeCommands,
+  filterMacros,
+  isModification,
+  macroStageOf,
+  macroWireName,
+  makeOffer,
+  negotiateAsMta,
+  replyName,
+  splitBody,
+  stageName,
+  commandLetter,
+  type ConnectCommand,
+  type MilterReply,
+  type MtaCommand,
+  type MtaCommandType,
+  type MtaOfferOptions,
+  type Negotiated,
+  type OptnegCommand,
+  type OptnegReply,
+  type StageName,
+} from "../milter/index.ts";
+import { ConnectError, connect } from "../net/connect.ts";
+import { ConnectionError, type FramedConnection } from "../net/connection.ts";
+import { formatSpec, parseSpec, type ConnectionSpec } from "../net/spec.ts";
+import {
+  decisionStatus,
+  parseReplyCode,
+  toModification,
+  type DecisionOutcome,
+  type DecisionSource,
+  type EndOfMessageOutcome,
+  type FailureOutcome,
+  type FailureStatus,
+  type Modification,
+  type StepOutcome,
+  type TimerName,
+} from "./outcome.ts";
+
+/** Macro values for one step: a Map or a plain object; names with or without braces. */
+export type MacroInput = ReadonlyMap<string, string> | Readonly<Record<string, string>>;
+
+/** Client address for the connect step (SMFIC_CONNECT); family "U" carries no address. */
+export type ClientAddress =
+  | { family: "4" | "6"; address: string; port: number }
+  | { family: "L"; address: string; port?: number }
+  | { family: "U" };
+
+/** milter-manager's child defaults (manager.md §1.2, milter.*: 300/10/10/300 s minus 3 s leeway). */
+export const CHILD_TIMEOUTS = {
+  connectionTimeoutMs: 297_000,
+  writingTimeoutMs: 7_000,
+  readingTimeoutMs: 7_000,
+  endOfMessageTimeoutMs: 297_000,
+} as const;
+
+export interface MilterClientOptions {
+  /** Where the milter listens: a ConnectionSpec or its text (`inet:10025@[127.0.0.1]`, `unix:/path`). */
+  spec: ConnectionSpec | string;
+  /** TCP/unix connect must complete within this (milter.connection_timeout). Default 297 s. For every timeout 0 = no limit. */
+  connectionTimeoutMs?: number;
+  /** Queued bytes must make progress within this (milter.writing_timeout). Default 7 s. */
+  writingTimeoutMs?: number;
+  /** Longest silence while waiting for a reply, except end-of-message (milter.reading_timeout). Default 7 s. */
+  readingTimeoutMs?: number;
+  /** Longest silence while waiting for the end-of-message reply; every packet (each `p`) restarts it (milter.end_of_message_timeout). Default 297 s. */
+  endOfMessageTimeoutMs?: number;
+  /** Upper bound of the whole end-of-message exchange, not restarted by `p` (Sendmail's T=E:). 0 = none (default). */
+  endOfMessageTotalTimeoutMs?: number;
+  /** What we offer in OPTNEG (default: version 6, all actions, all protocol bits, 64K data). */
+  offer?: MtaOfferOptions;
+  /** Called for each `p` as it arrives, with the stage being waited for. */
+  onProgress?: (stage: StageName) => void;
+  /** Sees every byte written ("send": whole packets of one step) and read ("receive": raw chunks). */
+  trace?: (direction: "send" | "receive", bytes: Uint8Array) => void;
+}
+
+interface Pending {
+  type: MtaCommandType;
+  stage: StageName;
+  resolve: (o: any) => void;
+  /** End-of-message only. */
+  mods?: Modification[];
+  progress: number;
+  /** A step without reply waiting for the write queue to drain: any packet now is stray. */
+  flushing?: boolean;
+}
+
+/** Outcome of open(): the agreed options, or why there are none. */
+export type NegotiateOutcome =
+  | { ok: true; status: "negotiated"; stage: "negotiate"; negotiated: Negotiated; offer: OptnegCommand; reply: OptnegReply }
+  | FailureOutcome;
+
+/** Longest setTimeout delay: what "0 = no limit" becomes for the connect timer. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** Version a command needs (its `D` is not sent either below it, as Postfix does). */
+const SINCE: Partial<Record<MtaCommandType, number>> = {
+  data: SMFI_VERSION_DATA,
+  unknown: SMFI_VERSION_UNKNOWN,
+  quit_nc: SMFI_VERSION_6,
+};
+
+export class MilterClient {
+  readonly spec: ConnectionSpec;
+  /** Printable spec for messages. */
+  readonly name: string;
+  /** Set once open() succeeded. */
+  negotiated: Negotiated | undefined;
+  onProgress: ((stage: StageName) => void) | undefined;
+
+  private readonly opts: MilterClientOptions;
+  private conn: FramedConnection | undefined;
+  private readonly reader = new PacketReader();
+  private pending: Pending | undefined;
+  private failure: FailureOutcome | undefined;
+  private quitting = false;
+  private skipped = false;
+  /** `D` packets of suppressed (NO_*) stages, sent with the next write. */
+  private deferred: Uint8Array | undefined;
+  /** Stage of the last step sent, to name the stage of a stray reply or a close. */
+  private lastStage: StageName = "negotiate";
+  private offer: OptnegCommand | undefined;
+  private readTimer: Timer | undefined;
+  private readTimerName: TimerName = "reading";
+  private totalTimer: Timer | undefined;
+  private readonly onPacketBound = (code: number, payload: Buffer) => this.onPacket(code, payload);
+
+  constructor(options: MilterClientOptions) {
+    this.opts = options;
+    this.spec = typeof options.spec === "string" ? parseSpec(options.spec) : options.spec;
+    this.name = formatSpec(this.spec);
+    this.onProgress = options.onProgress;
+  }
+
+  /** True once the connection is gone (failure, quit or close). */
+  get closed(): boolean {
+    return this.failure !== undefined;
+  }
+
+  /** The failure that ended the connection, if any (quit/close report status "closed"). */
+  get lastFailure(): FailureOutcome | undefined {
+    return this.failure;
+  }
+
+  /** Connect (connection_timeout) and negotiate (reading_timeout). */
+  async open(): Promise<NegotiateOutcome> {
+    if (this.conn || this.failure) throw new Error(`MilterClient ${this.name}: open() called twice`);
+    const o = this.opts;
+    try {
+      this.conn = await connect(this.spec, {
+        timeoutMs: o.connectionTimeoutMs || (o.connectionTimeoutMs === 0 ? MAX_TIMER_MS : CHILD_TIMEOUTS.connectionTimeoutMs),
+        writeTimeoutMs: o.writingTimeoutMs ?? CHILD_TIMEOUTS.writingTimeoutMs,
+        handlers: {
+          data: (chunk) => this.onData(chunk),
+          close: (error) => this.onClose(error),
+        },
+      });
+    } catch (e) {
+      if (e instanceof ConnectError) {
+        return this.setFailure(e.kind === "timeout" ? "timeout" : "connection-error", "negotiate", e.message, e.kind === "timeout" ? "connection" : undefined);
+      }
+      return this.setFailure("connection-error", "negotiate", `cannot connect to ${this.name}: ${(e as Error)?.message ?? e}`);
+    }
+    if (this.failure) return this.failure; // closed() raced with us
+    this.offer = makeOffer(o.offer);
+    this.reader.maxDataSize = MILTER_MAX_DATA_SIZE;
+    return this.send("optneg", encodeCommands([this.offer]), true) as Promise<NegotiateOutcome>;
+  }
+
+  // ---- SMTP-level steps -------------------------------------------------
+
+  connect(hostname: string, client: ClientAddress, macros?: MacroInput): Promise<StepOutcome> {
+    const cmd: ConnectCommand =
+      client.family === "U"
+        ? { type: "connect", hostname, family: "U" }
+        : { type: "connect", hostname, family: client.family, port: client.port ?? 0, address: client.address };
+    return this.step(cmd, macros);
+  }
+
+  helo(hostname: string, macros?: MacroInput): Promise<StepOutcome> {
+    return this.step({ type: "helo", hostname }, macros);
+  }
+
+  /** MAIL FROM; address as the client wrote it (normally `<a@b>`), each ESMTP argument one string. */
+  envelopeFrom(address: string, args: readonly string[] = [], macros?: MacroInput): Promise<StepOutcome> {
+    return this.step({ type: "mail", address, args }, macros);
+  }
+
+  envelopeRecipient(address: string, args: readonly string[] = [], macros?: MacroInput): Promise<StepOutcome> {
+    return this.step({ type: "rcpt", address, args }, macros);
+  }
+
+  /** DATA (not sent below version 4). */
+  data(macros?: MacroInput): Promise<StepOutcome> {
+    return this.step({ type: "data" }, macros);
+  }
+
+  /** An SMTP command the MTA does not know (not sent below version 3). */
+  unknown(commandLine: string, macros?: MacroInput): Promise<StepOutcome> {
+    return this.step({ type: "unknown", commandLine }, macros);
+  }
+
+  /**
+   * One header. `value` goes out as given: without the space after the colon,
+   * unless `negotiated.leadingSpace` (then as it stands in the message).
+   * `macros` become a `D L` before it (Postfix style), unfiltered.
+   */
+  header(name: string, value: string, macros?: MacroInput): Promise<StepOutcome> {
+    return this.step({ type: "header", name, value }, macros);
+  }
+
+  endOfHeader(macros?: MacroInput): Promise<StepOutcome> {
+    return this.step({ type: "eoh" }, macros);
+  }
+
+  /**
+   * Body bytes: split into packets of at most the agreed data size, each
+   * answered before the next is sent; returns the first outcome that is not
+   * continue, else the last one. An empty chunk is not sent; after a `skip`
+   * nothing more is sent until the message ends (outcome skip, not-sent).
+   */
+  async body(chunk: Uint8Array, macros?: MacroInput): Promise<StepOutcome> {
+    const n = this.requireNegotiated();
+    if (this.failure) return this.after("body");
+    if (this.skipped) return decision("skip", "body", "not-sent");
+    let last: StepOutcome = decision("continue", "body", "not-sent");
+    for (const step of prepareBody(n, chunk, macros)) {
+      last = (await this.perform(step)) as StepOutcome;
+      if (!last.ok || last.status !== "continue") return last;
+    }
+    return last;
+  }
+
+  /**
+   * End of message. A `chunk` is sent as body first (never as data of `E`).
+   * The outcome carries every modification in arrival order and the number
+   * of `p` received; end_of_message_timeout (and the optional total timeout)
+   * apply instead of reading_timeout.
+   */
+  async endOfMessage(macros?: MacroInput, chunk?: Uint8Array): Promise<EndOfMessageOutcome> {
+    this.requireNegotiated();
+    if (chunk && chunk.length > 0) {
+      const b = await this.body(chunk);
+      if (!b.ok || (b.status !== "continue" && b.status !== "skip")) return { ...b, modifications: [], progress: 0 };
+    }
+    if (this.failure) return { ...this.after("end-of-message"), modifications: [], progress: 0 };
+    return (await this.step({ type: "eob" }, macros)) as EndOfMessageOutcome;
+  }
+
+  /** Abort the current message (no reply). The connection stays for a new MAIL. */
+  abort(macros?: MacroInput): Promise<StepOutcome> {
+    return this.step({ type: "abort" }, macros);
+  }
+
+  /** QUIT: send `Q` and close the connection. Resolves once the socket is closed. */
+  async quit(): Promise<StepOutcome> {
+    if (this.failure) return this.after("quit");
+    this.requireNegotiated();
+    const sent = await this.step({ type: "quit" });
+    if (!sent.ok) return sent;
+    this.quitting = true;
+    const conn = this.conn!;
+    this.setFailure("closed", "quit", `connection to ${this.name} closed by quit`);
+    await conn.close(this.opts.writingTimeoutMs ?? CHILD_TIMEOUTS.writingTimeoutMs);
+    return sent;
+  }
+
+  /**
+   * `K` (v6): end this SMTP session but keep the connection and the agreed
+   * options; the next step is connect(). Below v6: not sent — quit instead.
+   * Note libmilter honours `K` only after an end-of-message answered continue.
+   */
+  quitNc(): Promise<StepOutcome> {
+    return this.step({ type: "quit_nc" });
+  }
+
+  /** Close without `Q` (after an error, or to give up). Idempotent. */
+  close(): void {
+    if (this.failure && !this.pending) return void this.conn?.destroy();
+    this.fail("closed", this.pending?.stage ?? "quit", `connection to ${this.name} closed by us`);
+  }
+
+  /**
+   * Run a step prepared with prepareStep()/prepareBody() — for this client's
+   * negotiation or an identical one (same negotiationKey()). The load
+   * generator prepares a session once and reuses the bytes on every client.
+   */
+  perform(step: PreparedStep): Promise<StepOutcome | EndOfMessageOutcome> {
+    this.requireNegotiated();
+    const { type, stage } = step;
+    if (this.pending) throw new Error(`MilterClient ${this.name}: ${stage} while ${this.pending.stage} is still pending`);
+    if (this.failure) return Promise.resolve(this.after(stage));
+    if (type === "mail" || type === "abort" || type === "quit_nc" || type === "eob") this.skipped = false;
+    if (type === "body" && this.skipped) return Promise.resolve(decision("skip", stage, "not-sent"));
+    if (step.error !== undefined) return Promise.resolve(this.fail("protocol-error", stage, `cannot send ${stage} to ${this.name}: ${step.error}`));
+    if (step.bytes === undefined) return Promise.resolve(decision("continue", stage, step.via));
+    if (step.via === "not-sent") {
+      // Only the `D` of a suppressed stage: it carries no event, so it rides with the next write.
+      this.deferred = this.deferred ? Buffer.concat([this.deferred, step.bytes]) : step.bytes;
+      return Promise.resolve(decision("continue", stage, "not-sent"));
+    }
+    return this.send(type, step.bytes, step.expectReply, step.via);
+  }
+
+  // ---- internals ----------------------------------------------------------
+
+  private requireNegotiated(): Negotiated {
+    if (this.negotiated) return this.negotiated;
+    if (this.failure) return NOT_NEGOTIATED;
+    throw new Error(`MilterClient ${this.name}: a step before open() succeeded`);
+  }
+
+  private step(cmd: MtaCommand, macros?: MacroInput): Promise<StepOutcome> {
+    const n = this.requireNegotiated();
+    if (this.failure) return Promise.resolve(this.after(stageOf(cmd.type)));
+    return this.perform(prepareStep(n, cmd, macros)) as Promise<StepOutcome>;
+  }
+
+  private send(type: MtaCommandType, bytes: Uint8Array, expectReply: boolean, via: DecisionSource = "no-reply"): Promise<any> {
+    if (this.pending) throw new Error(`MilterClient ${this.name}: ${stageOf(type)} while ${this.pending.stage} is still pending`);
+    const stage = stageOf(type);
+    this.lastStage = stage;
+    const conn = this.conn!;
+    if (this.deferred) {
+      bytes = Buffer.concat([this.deferred, bytes]);
+      this.deferred = undefined;
+    }
+    let below: boolean;
+    try {
+      this.opts.trace?.("send", bytes);
+      below = conn.send(bytes);
+    } catch (e) {
+      return Promise.resolve(this.fail("connection-error", stage, (e as Error).message));
+    }
+    if (!expectReply) {
+      const done = decision("continue", stage, via);
+      if (below) return Promise.resolve(done);
+      // Honour backpressure for steps nobody answers (NR_BODY with a big body): the step
+      // ends when the queue drained, or with the failure (writing timeout) that ended it.
+      return new Promise((resolve) => {
+        const p: Pending = { type, stage, resolve, progress: 0, flushing: true };
+        this.pending = p;
+        conn.flushed().then(
+          () => this.pending === p && this.finish(p, done),
+          (e) => this.pending === p && this.onClose(e instanceof ConnectionError ? e : undefined),
+        );
+      });
+    }
+    return new Promise((resolve) => {
+      this.pending = { type, stage, resolve, progress: 0, mods: type === "eob" ? [] : undefined };
+      this.armTimers(type);
+    });
+  }
+
+  private armTimers(type: MtaCommandType): void {
+    const o = this.opts;
+    const eom = type === "eob";
+    this.readTimerName = eom ? "end-of-message" : "reading";
+    const ms = eom ? (o.endOfMessageTimeoutMs ?? CHILD_TIMEOUTS.endOfMessageTimeoutMs) : (o.readingTimeoutMs ?? CHILD_TIMEOUTS.readingTimeoutMs);
+    if (ms > 0) this.readTimer = setTimeout(() => this.onTimeout(this.readTimerName, ms), ms);
+    const total = o.endOfMessageTotalTimeoutMs ?? 0;
+    if (eom && total > 0) this.totalTimer = setTimeout(() => this.onTimeout("end-of-message-total", total), total);
+  }
+
+  private clearTimers(): void {
+    if (this.readTimer) clearTimeout(this.readTimer);
+    if (this.totalTimer) clearTimeout(this.totalTimer);
+    this.readTimer = this.totalTimer = undefined;
+  }
+
+  private onTimeout(timer: TimerName, ms: number): void {
+    const p = this.pending;
+    if (!p) return;
+    const what = timer === "end-of-message-total" ? "the end-of-message exchange did not finish" : `no reply to ${p.stage}`;
+    this.fail("timeout", p.stage, `${this.name}: ${what} within ${ms / 1000} s`, timer);
+  }
+
+  private onData(chunk: Uint8Array): void {
+    if (this.failure) return;
+    this.opts.trace?.("receive", chunk);
+    this.readTimer?.refresh(); // every byte from the milter restarts the per-read timer
+    try {
+      this.reader.push(chunk, this.onPacketBound);
+    } catch (e) {
+      if (!(e instanceof MilterProtocolError)) throw e;
+      this.fail("protocol-error", this.pending?.stage ?? this.lastStage, `${this.name}: ${e.message}`);
+    }
+  }
+
+  private onPacket(code: number, payload: Buffer): void {
+    if (this.failure) return;
+    const p = this.pending;
+    let reply: MilterReply;
+    try {
+      reply = decodeReply(code, payload);
+    } catch (e) {
+      if (!(e instanceof MilterProtocolError)) throw e;
+      this.fail("protocol-error", p?.stage ?? this.lastStage, `${this.name}: ${e.message}`);
+      return;
+    }
+    if (!p || p.flushing) {
+      this.fail("protocol-error", this.lastStage, `${this.name}: unexpected ${replyName(code)} after ${this.lastStage}, while no reply was expected`);
+      return;
+    }
+    if (p.type === "optneg") return this.onNegotiateReply(p, reply, code);
+    if (reply.type === "progress") {
+      p.progress++;
+      try {
+        this.onProgress?.(p.stage);
+      } catch {} // a caller's callback must not break the session
+      return;
+    }
+    const n = this.negotiated!;
+    if (isModification(reply)) {
+      if (p.type !== "eob") return this.unexpected(p, code, "a modification outside end-of-message");
+      if (!n.permits(reply.type)) return this.unexpected(p, code, "an action that was not negotiated");
+      p.mods!.push(toModification(reply));
+      return;
+    }
+    const status = decisionStatus(reply.type);
+    if (status === undefined) return this.unexpected(p, code, "not a reply the MTA accepts");
+    if (status === "skip" && (p.type !== "body" || !n.skip)) {
+      return this.unexpected(p, code, p.type !== "body" ? "skip is only valid after a body chunk" : "skip was not negotiated");
+    }
+    const out: DecisionOutcome = { ok: true, status, stage: p.stage, via: "reply" };
+    if (reply.type === "replycode") {
+      const parsed = parseReplyCode(reply.text);
+      if (typeof parsed === "string") return this.unexpected(p, code, parsed);
+      out.reply = parsed;
+    }
+    if (status === "skip") this.skipped = true;
+    this.finish(p, p.mods ? { ...out, modifications: p.mods, progress: p.progress } : out);
+  }
+
+  private onNegotiateReply(p: Pending, reply: MilterReply, code: number): void {
+    if (reply.type !== "optneg") return this.unexpected(p, code, "negotiation needs an SMFIC_OPTNEG reply");
+    let negotiated: Negotiated;
+    try {
+      negotiated = negotiateAsMta(this.offer!, reply);
+    } catch (e) {
+      if (!(e instanceof NegotiationError)) throw e;
+      this.fail("protocol-error", "negotiate", `${this.name}: ${e.message}`);
+      return;
+    }
+    this.negotiated = negotiated;
+    this.reader.maxDataSize = negotiated.maxDataSize;
+    this.finish(p, { ok: true, status: "negotiated", stage: "negotiate", negotiated, offer: this.offer!, reply });
+  }
+
+  private unexpected(p: Pending, code: number, why: string): void {
+    this.fail("protocol-error", p.stage, `${this.name}: unexpected ${replyName(code)} in reply to ${p.stage}: ${why}`);
+  }
+
+  private finish(p: Pending, outcome: unknown): void {
+    this.pending = undefined;
+    this.clearTimers();
+    p.resolve(outcome);
+  }
+
+  private onClose(error: ConnectionError | undefined): void {
+    if (this.failure) return;
+    const stage = this.pending?.stage ?? this.lastStage;
+    if (error?.kind === "write-timeout") this.fail("timeout", stage, error.message, "writing");
+    else if (error) this.fail("connection-error", stage, error.message);
+    else this.fail("closed", stage, `${this.name}: the milter closed the connection${this.pending ? ` while we waited for a reply to ${stage}` : ""}`);
+  }
+
+  /** Record the first failure; close the connection; hand the failure to the pending step. */
+  private fail(status: FailureStatus, stage: StageName, detail: string, timer?: TimerName): FailureOutcome {
+    if (this.failure && this.pending === undefined) return this.after(stage);
+    const f = this.setFailure(status, stage, detail, timer);
+    this.clearTimers();
+    this.conn?.destroy();
+    const p = this.pending;
+    if (p) {
+      this.pending = undefined;
+      p.resolve(p.mods ? { ...f, modifications: p.mods, progress: p.progress } : f);
+    }
+    return f;
+  }
+
+  private setFailure(status: FailureStatus, stage: StageName, detail: string, timer?: TimerName): FailureOutcome {
+    const f: FailureOutcome = { ok: false, status, stage, detail };
+    if (timer) f.timer = timer;
+    this.failure ??= f;
+    return f;
+  }
+
+  /** Outcome of a step asked for after the connection ended. */
+  private after(stage: StageName): FailureOutcome {
+    const f = this.failure!;
+    if (this.quitting || f.status === "closed") return { ok: false, status: "closed", stage, detail: f.detail };
+    return { ok: false, status: "closed", stage, detail: `connection already failed: ${f.detail}` };
+  }
+}
+
+/**
+ * One step encoded for a negotiation, reusable on every client whose
+ * negotiation has the same negotiationKey(). Immutable: the bytes may be
+ * queued by several connections at once.
+ */
+export interface PreparedStep {
+  readonly type: MtaCommandType;
+  readonly stage: StageName;
+  /** What goes out in one write (`D` + command, or only the `D` of a suppressed stage); undefined = nothing. */
+  readonly bytes: Uint8Array | undefined;
+  /** Wait for a reply (false under NR_* and for D/A/Q/K, or when nothing is sent). */
+  readonly expectReply: boolean;
+  /** Reported when no reply is awaited. */
+  readonly via: DecisionSource;
+  /** Set when the command cannot be encoded (NUL in a string, too large): performing it fails the step. */
+  readonly error?: string;
+}
+
+/**
+ * Encode a step as the negotiation wants it: nothing for a version-gated
+ * command (T < v4, U < v3, K < v6) nor its macros; only the `D` for a
+ * NO_* command (both MTAs still send the macros); `D` + command otherwise,
+ * macros filtered by the milter's symbol list for that stage.
+ */
+export function prepareStep(n: Negotiated, cmd: MtaCommand, macros?: MacroInput): PreparedStep {
+  const type = cmd.type;
+  const stage = stageOf(type);
+  const since = SINCE[type];
+  if (since !== undefined && n.version < since) return { type, stage, bytes: undefined, expectReply: false, via: "not-sent" };
+  const def = macros === undefined ? undefined : macroCommand(n, type, macros);
+  const sends = n.sends(type);
+  const cmds: MtaCommand[] = sends ? (def ? [def, cmd] : [cmd]) : def && macroStageOf(type) !== undefined ? [def] : [];
+  const expectReply = sends && n.expectsReply(type);
+  const via: DecisionSource = sends ? "no-reply" : "not-sent";
+  if (cmds.length === 0) return { type, stage, bytes: undefined, expectReply: false, via };
+  try {
+    return { type, stage, bytes: encodeCommands(cmds, n.maxDataSize), expectReply, via };
+  } catch (e) {
+    if (!(e instanceof MilterProtocolError)) throw e;
+    return { type, stage, bytes: undefined, expectReply: false, via, error: e.message };
+  }
+}
+
+/** Body bytes as `B` steps of at most the agreed data size; none for an empty chunk or under NO_BODY. */
+export function prepareBody(n: Negotiated, chunk: Uint8Array, macros?: MacroInput): PreparedStep[] {
+  if (chunk.length === 0 || !n.sends("body")) return [];
+  return splitBody(chunk, n.maxDataSize).map((piece) => prepareStep(n, { type: "body", chunk: piece }, macros));
+}
+
+/** Identifies what prepared steps depend on: equal keys → the same bytes are valid. */
+export function negotiationKey(n: Negotiated): string {
+  let lists = "";
+  for (const [stage, names] of n.macroLists) lists += `;${stage}:${names.join(" ")}`;
+  return `${n.version}/${n.actions}/${n.protocol}/${n.maxDataSize}${lists}`;
+}
+
+/** `D` for a step: filtered by the milter's symbol list for that stage, if it sent one; undefined if empty. */
+function macroCommand(n: Negotiated, type: MtaCommandType, input: MacroInput): MtaCommand | undefined {
+  const given = input instanceof Map ? (input as ReadonlyMap<string, string>) : new Map(Object.entries(input));
+  if (given.size === 0) return undefined;
+  const wanted = n.requestedMacros(type);
+  let macros: Map<string, string>;
+  if (wanted !== undefined) macros = filterMacros(given, wanted);
+  else {
+    macros = new Map();
+    for (const [k, v] of given) macros.set(macroWireName(k), v);
+  }
+  return macros.size === 0 ? undefined : { type: "macro", command: commandLetter(type), macros };
+}
+
+function stageOf(type: MtaCommandType): StageName {
+  return stageName(type) ?? "unknown";
+}
+
+function decision(status: DecisionOutcome["status"], stage: StageName, via: DecisionSource): DecisionOutcome {
+  return { ok: true, status, stage, via };
+}
+
+/** Placeholder returned by requireNegotiated() after a failed open(), so steps report the failure. */
+const NOT_NEGOTIATED = undefined as unknown as Negotiated;
