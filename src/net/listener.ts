@@ -27,6 +27,8 @@ export interface ListenOptions extends ConnectionOptions {
   group?: string | number;
   /** Create the socket's parent directory (mode 0755) when missing. Default true. */
   createDirectory?: boolean;
+  /** TCP only: SO_REUSEPORT, so several processes can listen on the same port (the kernel spreads connections). */
+  reusePort?: boolean;
 }
 
 export interface ListenHandlers {
@@ -59,7 +61,7 @@ const PHRASES: Record<string, string> = {
 };
 
 export async function listen(spec: ConnectionSpec, handlers: ListenHandlers, opts: ListenOptions = {}): Promise<Listener> {
-  const { removeOnCreate = true, removeOnClose = true, mode = 0o660, group, createDirectory = true, ...connOpts } = opts;
+  const { removeOnCreate = true, removeOnClose = true, mode = 0o660, group, createDirectory = true, reusePort, ...connOpts } = opts;
   let address: BunAddress;
   if (spec.kind === "unix") {
     await prepareUnixPath(spec, removeOnCreate, createDirectory);
@@ -95,7 +97,7 @@ export async function listen(spec: ConnectionSpec, handlers: ListenHandlers, opt
         },
       },
     };
-    server = "unix" in address ? Bun.listen({ ...common, ...address }) : Bun.listen({ ...common, ...address });
+    server = "unix" in address ? Bun.listen({ ...common, ...address }) : Bun.listen({ ...common, ...address, ...(reusePort ? { reusePort: true } : {}) });
   } catch (e) {
     const code = (e as { code?: string }).code ?? "EINVAL";
     const hint = code === "EINVAL" && spec.kind === "unix" ? " (socket path too long?)" : "";

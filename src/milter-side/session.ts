@@ -1,0 +1,749 @@
+/**
+ * One milter session: the MTA's connection, read as packets, turned into
+ * handler calls, answered with one socket write per protocol step.
+ *
+ * Ordering: Bun does not await async socket handlers, so decoded commands go
+ * into a queue that is worked off strictly one at a time; a command's handler
+ * call must have settled and its reply must have been written before the next
+ * command is looked at. Reading goes on meanwhile (so EOF is noticed at once
+ * and ctx.signal fires), and pauses only if the MTA runs far ahead.
+ *
+ * Protocol rules kept here (docs/protocol.md §2–§6): OPTNEG first; D/A/Q/K
+ * and commands under a negotiated SMFIP_NR_* bit are never answered; `s` only
+ * when negotiated and only for a body chunk; modifications only at end of
+ * message and only if their action was negotiated; a MAIL, HELO, CONNECT, K,
+ * QUIT or EOF inside a transaction first aborts it (libmilter's restart rule,
+ * but every command is answered instead of dropped); K is accepted anywhere;
+ * data inside `E` is a last body chunk; malformed or oversize packets end the
+ * session with a `protocol` error.
+ */
+import {
+  type DecisionReply,
+  decodeCommand,
+  encodeReply,
+  isDecision,
+  isModification,
+  MacroContext,
+  type MilterReply,
+  MilterProtocolError,
+  type MilterRequest,
+  type MtaCommand,
+  type MtaCommandType,
+  type Negotiated,
+  NegotiationError,
+  negotiateAsMilter,
+  type OptnegCommand,
+  PacketReader,
+  parseReplyText,
+  type StageName,
+  stageName,
+} from "../milter/index.ts";
+import type { ConnectionError, FramedConnection } from "../net/connection.ts";
+import type { SocketAddress } from "../net/spec.ts";
+import { defaultRequest } from "./negotiate.ts";
+import { Continue, Reject, Tempfail } from "./replies.ts";
+import {
+  type AbortInfo,
+  type Awaitable,
+  type EomResult,
+  type HandlerFactory,
+  type MilterHandler,
+  MilterSessionError,
+  type MilterSessionErrorKind,
+  type SessionContext,
+  type SessionEnd,
+  type SessionOptions,
+  type StepResult,
+} from "./types.ts";
+
+export const DEFAULT_IDLE_TIMEOUT_MS = 7_210_000;
+/** How long a handler call may still run after the MTA went away before the session is closed regardless. */
+const GONE_GRACE_MS = 30_000;
+/** Pause reading when this many decoded commands wait (an MTA that does not wait for our replies). */
+const QUEUE_HIGH = 256;
+const QUEUE_LOW = 16;
+
+type Item =
+  | { kind: "cmd"; cmd: MtaCommand }
+  | { kind: "fail"; error: MilterSessionError }
+  | { kind: "eof"; error: ConnectionError | undefined }
+  | { kind: "end"; end: SessionEnd };
+
+/** Packets of the decisions without data, encoded once. */
+const PACKET = {
+  continue: encodeReply({ type: "continue" }),
+  accept: encodeReply({ type: "accept" }),
+  reject: encodeReply({ type: "reject" }),
+  tempfail: encodeReply({ type: "tempfail" }),
+  discard: encodeReply({ type: "discard" }),
+  skip: encodeReply({ type: "skip" }),
+  shutdown: encodeReply({ type: "shutdown" }),
+  progress: encodeReply({ type: "progress" }),
+} as const;
+
+let lastSessionId = 0;
+
+type Done<T> = (value: T | undefined, failed: boolean) => void;
+
+function isThenable<T>(v: Awaitable<T>): v is PromiseLike<T> {
+  return v !== null && typeof v === "object" && typeof (v as PromiseLike<T>).then === "function";
+}
+
+/** Run `next` after `first` (which may be a promise), keeping the sync path sync. */
+function then(first: void | Promise<void>, next: () => void | Promise<void>): void | Promise<void> {
+  return first ? first.then(next) : next();
+}
+
+function defaultOnError(error: MilterSessionError): void {
+  process.stderr.write(`milterkit: session ${error.sessionId} (${error.peer}): ${error.message}\n`);
+}
+
+/** Resolved SessionOptions. */
+interface Settings {
+  idleTimeoutMs: number;
+  handlerTimeoutMs: number;
+  maxDataSize: number;
+  handlerErrorReply: DecisionReply;
+  onError: (error: MilterSessionError, ctx: SessionContext) => void;
+  onSessionStart?: (ctx: SessionContext) => void;
+  onSessionEnd?: (ctx: SessionContext, end: SessionEnd) => void;
+}
+
+export function resolveSessionOptions(o: SessionOptions = {}): Settings {
+  const idle = o.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+  return {
+    idleTimeoutMs: idle,
+    handlerTimeoutMs: o.handlerTimeoutMs ?? idle,
+    maxDataSize: o.maxDataSize ?? 65535,
+    handlerErrorReply: o.handlerErrorReply ?? Tempfail,
+    onError: o.onError ?? defaultOnError,
+    onSessionStart: o.onSessionStart,
+    onSessionEnd: o.onSessionEnd,
+  };
+}
+
+/**
+ * Start a session on an accepted connection. Returns its context; the session
+ * runs by itself until the MTA quits, disconnects, times out or errs.
+ */
+export function startSession(conn: FramedConnection, factory: HandlerFactory, options: SessionOptions = {}): MilterSession {
+  const s = new MilterSession(conn, resolveSessionOptions(options));
+  s.start(factory);
+  return s;
+}
+
+export class MilterSession implements SessionContext {
+  readonly id = ++lastSessionId;
+  readonly peer: string;
+  readonly remote: SocketAddress | undefined;
+  readonly local: SocketAddress | undefined;
+  offer: OptnegCommand | undefined;
+  negotiated: Negotiated | undefined;
+  readonly macros = new MacroContext();
+  stage: StageName | undefined;
+  inTransaction = false;
+  smtpSession = 1;
+  messages = 0;
+  /** Resolves when the session is over (after close() settled). */
+  readonly ended: Promise<SessionEnd>;
+
+  private handler: MilterHandler = {};
+  private readonly reader = new PacketReader();
+  private queue: Item[] = [];
+  private busy = false;
+  private readPaused = false;
+  private readFailed = false;
+  private gone = false;
+  private ending = false;
+  private finished = false;
+  private skipping = false;
+  /** Command whose reply the MTA is waiting for while its handler runs (progress() needs "eob"). */
+  private awaiting: MtaCommandType | undefined;
+  private controller: AbortController | undefined;
+  private idleTimer: Timer | undefined;
+  private lastActive = Date.now();
+  private pendingTimer: { timer: Timer; fire: () => void; due: number } | undefined;
+  private resolveEnded!: (end: SessionEnd) => void;
+
+  constructor(
+    private readonly conn: FramedConnection,
+    private readonly settings: Settings,
+  ) {
+    this.peer = conn.peer;
+    this.remote = conn.remote;
+    this.local = conn.local;
+    this.ended = new Promise((r) => (this.resolveEnded = r));
+  }
+
+  // ---- SessionContext ----
+
+  macro(name: string): string | undefined {
+    return this.macros.get(name);
+  }
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.gone || this.ending) this.controller.abort(new MilterSessionError("disconnected", this.id, this.peer, "session is over"));
+    }
+    return this.controller.signal;
+  }
+
+  progress(): boolean {
+    if (this.awaiting !== "eob" || this.gone || !this.conn.writable) return false;
+    this.write(PACKET.progress);
+    return true;
+  }
+
+  /** The handler of this session (for tests and tools). */
+  get handlerObject(): MilterHandler {
+    return this.handler;
+  }
+
+  // ---- life cycle ----
+
+  start(factory: HandlerFactory): void {
+    try {
+      this.handler = factory(this) ?? {};
+    } catch (e) {
+      this.handlerFailed("handler factory", e);
+      this.conn.destroy();
+      this.finished = true;
+      this.ending = true;
+      const end: SessionEnd = { reason: "error", error: new MilterSessionError("handler", this.id, this.peer, `handler factory failed: ${messageOf(e)}`, { cause: e }) };
+      this.resolveEnded(end);
+      return;
+    }
+    this.settings.onSessionStart?.(this);
+    this.conn.setHandlers({
+      data: (chunk) => this.onData(chunk),
+      end: () => this.onPeerGone(undefined),
+      close: (error) => this.onPeerGone(error),
+    });
+    this.armIdle();
+  }
+
+  /** Ask the session to end (server shutdown): after the current step, the connection is closed. */
+  shutdown(): void {
+    if (this.ending) return;
+    this.queue = [{ kind: "end", end: { reason: "closed" } }];
+    this.pump();
+  }
+
+  // ---- input ----
+
+  private readonly onPacket = (code: number, payload: Buffer): void => {
+    this.queue.push({ kind: "cmd", cmd: decodeCommand(code, payload) });
+  };
+
+  private onData(chunk: Uint8Array): void {
+    if (this.readFailed || this.ending) return;
+    this.lastActive = Date.now();
+    try {
+      this.reader.push(chunk, this.onPacket);
+    } catch (e) {
+      this.readFailed = true;
+      const kind: MilterSessionErrorKind = "protocol";
+      const text = e instanceof MilterProtocolError ? e.message : `cannot read packet: ${messageOf(e)}`;
+      this.queue.push({ kind: "fail", error: new MilterSessionError(kind, this.id, this.peer, text, { cause: e }) });
+    }
+    if (this.queue.length > QUEUE_HIGH && !this.readPaused) {
+      this.readPaused = true;
+      this.conn.pauseReading();
+    }
+    this.pump();
+  }
+
+  private onPeerGone(error: ConnectionError | undefined): void {
+    if (this.gone) return;
+    this.gone = true;
+    if (this.ending) return;
+    if (this.busy) {
+      this.controller?.abort(new MilterSessionError("disconnected", this.id, this.peer, "the MTA closed the connection"));
+      this.shortenPending(GONE_GRACE_MS);
+    }
+    this.queue.push({ kind: "eof", error });
+    this.pump();
+  }
+
+  // ---- the queue ----
+
+  private pump(): void {
+    while (!this.busy && !this.finished && this.queue.length > 0) {
+      const item = this.queue.shift()!;
+      let r: void | Promise<void>;
+      try {
+        r = this.process(item);
+      } catch (e) {
+        // A bug of ours, not the handler's (handler calls are guarded): end the session visibly.
+        r = this.end({ reason: "error", error: new MilterSessionError("connection", this.id, this.peer, `internal error: ${messageOf(e)}`, { cause: e }) });
+      }
+      if (r) {
+        this.busy = true;
+        r.then(this.afterAsync, this.afterAsyncFailure);
+        return;
+      }
+    }
+    if (this.readPaused && this.queue.length <= QUEUE_LOW && !this.ending) {
+      this.readPaused = false;
+      this.conn.resumeReading();
+    }
+    if (!this.busy) this.lastActive = Date.now();
+  }
+
+  private readonly afterAsync = (): void => {
+    this.busy = false;
+    this.pump();
+  };
+
+  private readonly afterAsyncFailure = (e: unknown): void => {
+    this.busy = false;
+    void this.end({ reason: "error", error: new MilterSessionError("connection", this.id, this.peer, `internal error: ${messageOf(e)}`, { cause: e }) });
+    this.pump();
+  };
+
+  private process(item: Item): void | Promise<void> {
+    switch (item.kind) {
+      case "fail":
+        return this.end({ reason: "error", error: item.error });
+      case "eof":
+        return this.onEof(item.error);
+      case "end":
+        return this.end(item.end);
+      case "cmd":
+        return this.command(item.cmd);
+    }
+  }
+
+  private command(cmd: MtaCommand): void | Promise<void> {
+    if (this.offer === undefined && cmd.type !== "optneg") {
+      return this.end(this.protocolError(`expected SMFIC_OPTNEG ('O') first, got ${describe(cmd)}`));
+    }
+    const h = this.handler;
+    switch (cmd.type) {
+      case "optneg":
+        return this.optneg(cmd);
+      case "macro":
+        this.macros.define(cmd.command, cmd.macros);
+        if (!h.macro) return;
+        return this.invoke("macro", () => h.macro!(cmd.command, cmd.macros, this), noop);
+      case "connect":
+        return then(this.enter(cmd, true), () => this.step(cmd, h.connect && (() => h.connect!(cmd, this))));
+      case "helo":
+        return then(this.enter(cmd, true), () => this.step(cmd, h.helo && (() => h.helo!(cmd, this))));
+      case "mail":
+        return then(this.enter(cmd, true), () => {
+          this.inTransaction = true;
+          return this.step(cmd, h.envelopeFrom && (() => h.envelopeFrom!(cmd, this)));
+        });
+      case "rcpt":
+        this.enter(cmd, false);
+        return this.step(cmd, h.envelopeRecipient && (() => h.envelopeRecipient!(cmd, this)));
+      case "data":
+        this.enter(cmd, false);
+        return this.step(cmd, h.data && (() => h.data!(cmd, this)));
+      case "header":
+        this.enter(cmd, false);
+        return this.step(cmd, h.header && (() => h.header!(cmd, this)));
+      case "eoh":
+        this.enter(cmd, false);
+        return this.step(cmd, h.endOfHeader && (() => h.endOfHeader!(cmd, this)));
+      case "body":
+        this.enter(cmd, false);
+        // After `s` the MTA may still have chunks in flight: answer them without bothering the handler.
+        return this.step(cmd, !this.skipping && h.body ? () => h.body!(cmd, this, { fromEndOfMessage: false }) : undefined);
+      case "unknown":
+        this.enter(cmd, false);
+        return this.step(cmd, h.unknown && (() => h.unknown!(cmd, this)));
+      case "eob":
+        this.enter(cmd, false);
+        return this.endOfMessage(cmd);
+      case "abort": {
+        const inTransaction = this.inTransaction;
+        this.stage = "abort";
+        this.closeTransaction();
+        this.macros.enter("A");
+        return this.callAbort({ implicit: false, inTransaction });
+      }
+      case "quit_nc":
+        return then(this.implicitAbort(), () => {
+          this.stage = "quit";
+          this.macros.enter("K");
+          this.smtpSession++;
+          if (!h.newConnection) return;
+          return this.invoke("newConnection", () => h.newConnection!(this), noop);
+        });
+      case "quit":
+        return then(this.implicitAbort(), () => {
+          this.stage = "quit";
+          this.ending = true; // anything after Q is ignored
+          const done = () => this.end({ reason: "quit" });
+          if (!h.quit) return done();
+          return then(this.invoke("quit", () => h.quit!(this), noop), done);
+        });
+    }
+  }
+
+  // ---- steps ----
+
+  /** Stage bookkeeping before a command's handler runs; `restart` commands first abort an open transaction. */
+  private enter(cmd: MtaCommand, restart: boolean): void | Promise<void> {
+    const run = () => {
+      this.stage = stageName(cmd.type);
+      this.macros.enter(LETTER[cmd.type]);
+    };
+    if (restart && this.inTransaction) return then(this.implicitAbort(), run);
+    run();
+  }
+
+  private implicitAbort(): void | Promise<void> {
+    if (!this.inTransaction) return;
+    this.closeTransaction();
+    this.macros.enter("A");
+    return this.callAbort({ implicit: true, inTransaction: true });
+  }
+
+  private callAbort(info: AbortInfo): void | Promise<void> {
+    const h = this.handler;
+    if (!h.abort) return;
+    return this.invoke("abort", () => h.abort!(this, info), noop);
+  }
+
+  private closeTransaction(): void {
+    this.inTransaction = false;
+    this.skipping = false;
+  }
+
+  /** Call a step's handler (if any) and answer with its decision unless the reply was switched off. */
+  private step(cmd: MtaCommand, call: (() => Awaitable<StepResult>) | undefined): void | Promise<void> {
+    const expects = this.negotiated!.expectsReply(cmd.type);
+    if (!call) {
+      if (expects) this.write(PACKET.continue);
+      return;
+    }
+    if (expects) this.awaiting = cmd.type;
+    return this.invoke(stageName(cmd.type) ?? cmd.type, call, (result, failed) => {
+      this.awaiting = undefined;
+      this.answer(cmd.type, expects, failed ? this.settings.handlerErrorReply : result);
+    });
+  }
+
+  private answer(type: MtaCommandType, expects: boolean, result: StepResult | EomResult): void {
+    if (result !== undefined && result !== null && (result as { type?: string }).type === "close") {
+      this.queue = [{ kind: "end", end: { reason: "closed" } }];
+      this.ending = true;
+      return;
+    }
+    if (!expects) return; // NR_*: the MTA does not read a reply, whatever the handler said
+    const reply = this.checkDecision(type, result);
+    this.applyDecision(type, reply);
+    this.write(this.encodeDecision(reply));
+  }
+
+  /** A valid decision for this step, or the handler-error reply (reported). */
+  private checkDecision(type: MtaCommandType, result: unknown): DecisionReply {
+    if (result === undefined || result === null) return Continue;
+    if (typeof result !== "object" || !isDecision(result as MilterReply)) {
+      this.report("handler", `${stageName(type)} handler returned ${JSON.stringify(result)}, not a decision`);
+      return this.settings.handlerErrorReply;
+    }
+    const reply = result as DecisionReply;
+    if (reply.type === "skip" && !(type === "body" && this.negotiated!.skip)) return Continue;
+    if (reply.type === "replycode") {
+      const check = typeof reply.text === "string" ? parseReplyText(reply.text) : { ok: false as const, error: "reply text is not a string" };
+      if (!check.ok) {
+        this.report("handler", `${stageName(type)} handler: ${check.error}`);
+        return typeof reply.text === "string" && reply.text.startsWith("5") ? Reject : Tempfail;
+      }
+    }
+    return reply;
+  }
+
+  /** What a decision means for the transaction (libmilter: a final a, or r/t/d outside RCPT/UNKNOWN, ends it). */
+  private applyDecision(type: MtaCommandType, reply: DecisionReply): void {
+    switch (reply.type) {
+      case "continue":
+        return;
+      case "skip":
+        this.skipping = true;
+        return;
+      case "accept":
+        this.closeTransaction();
+        return;
+      default:
+        if (type !== "rcpt" && type !== "unknown") this.closeTransaction();
+    }
+  }
+
+  private encodeDecision(reply: DecisionReply): Buffer {
+    if (reply.type === "replycode") return encodeReply(reply, this.negotiated?.maxDataSize);
+    return PACKET[reply.type];
+  }
+
+  // ---- end of message ----
+
+  private endOfMessage(cmd: MtaCommand & { type: "eob" }): void | Promise<void> {
+    const h = this.handler;
+    this.awaiting = "eob";
+    const eom = (): void | Promise<void> => {
+      if (!h.endOfMessage) return this.finishEom(undefined);
+      return this.invoke("end-of-message", () => h.endOfMessage!(cmd, this), (result, failed) =>
+        this.finishEom(failed ? this.settings.handlerErrorReply : result),
+      );
+    };
+    if (cmd.chunk === undefined || !h.body || this.skipping) return eom();
+    // libmilter hands data inside `E` to the body callback first; a decision other than continue answers the E.
+    let early: StepResult | undefined;
+    const body = this.invoke("body", () => h.body!({ type: "body", chunk: cmd.chunk! }, this, { fromEndOfMessage: true }), (result, failed) => {
+      const r = failed ? this.settings.handlerErrorReply : result;
+      if (r && r.type !== "continue" && r.type !== "skip") early = r;
+    });
+    return then(body, () => (early ? this.finishEom(early) : eom()));
+  }
+
+  private finishEom(result: StepResult | EomResult): void {
+    this.awaiting = undefined;
+    this.messages++;
+    let mods: readonly unknown[] = [];
+    let decision: unknown = result;
+    if (result && typeof result === "object" && !("type" in result)) {
+      mods = Array.isArray(result.modifications) ? result.modifications : [];
+      decision = result.reply;
+      if (result.modifications !== undefined && !Array.isArray(result.modifications)) {
+        this.report("handler", "end-of-message handler: modifications is not an array");
+      }
+    }
+    if (decision && (decision as { type?: string }).type === "close") {
+      this.closeTransaction();
+      return this.answer("eob", true, decision as StepResult);
+    }
+    let reply = this.checkDecision("eob", decision);
+    if (reply.type === "skip") reply = Continue;
+    const parts: Buffer[] = [];
+    for (const m of mods) this.encodeModification(m, parts);
+    parts.push(this.encodeDecision(reply));
+    this.closeTransaction();
+    this.write(parts.length === 1 ? parts[0] : Buffer.concat(parts));
+  }
+
+  private encodeModification(m: unknown, out: Buffer[]): void {
+    const neg = this.negotiated!;
+    if (!m || typeof m !== "object" || !isModification(m as MilterReply)) {
+      this.report("handler", `end-of-message handler: ${JSON.stringify(m)} is not a modification; dropped`);
+      return;
+    }
+    const mod = m as MilterReply & { type: string };
+    if (!neg.permits(mod.type as MilterReply["type"])) {
+      this.report("handler", `end-of-message handler: ${mod.type} needs an action that was not negotiated (agreed actions 0x${neg.actions.toString(16)}); dropped`);
+      return;
+    }
+    try {
+      if (mod.type === "replbody" && (mod as { chunk: Uint8Array }).chunk.length > neg.maxDataSize) {
+        const chunk = (mod as { chunk: Uint8Array }).chunk;
+        for (let off = 0; off < chunk.length; off += neg.maxDataSize) {
+          out.push(encodeReply({ type: "replbody", chunk: chunk.subarray(off, off + neg.maxDataSize) }, neg.maxDataSize));
+        }
+        return;
+      }
+      out.push(encodeReply(mod as MilterReply, neg.maxDataSize));
+    } catch (e) {
+      this.report("handler", `end-of-message handler: cannot send ${mod.type}: ${messageOf(e)}; dropped`, e);
+    }
+  }
+
+  // ---- negotiation ----
+
+  private optneg(cmd: OptnegCommand): void | Promise<void> {
+    if (this.offer !== undefined) return this.end(this.protocolError("a second SMFIC_OPTNEG ('O') in the same session"));
+    this.offer = cmd;
+    this.stage = "negotiate";
+    this.macros.enter("O");
+    const h = this.handler;
+    const finish = (result: unknown, failed: boolean): void | Promise<void> => {
+      if (failed) return this.end({ reason: "error", error: new MilterSessionError("handler", this.id, this.peer, "negotiate handler failed; closing") });
+      if (result && (result as { type?: string }).type === "close") return this.end({ reason: "closed" });
+      const request: MilterRequest = (result as MilterRequest | undefined) ?? defaultRequest(h, cmd, this.settings.maxDataSize);
+      let reply;
+      try {
+        const r = negotiateAsMilter(cmd, request.maxDataSize === undefined ? { ...request, maxDataSize: this.settings.maxDataSize } : request);
+        reply = r.reply;
+        this.negotiated = r.negotiated;
+      } catch (e) {
+        const text = e instanceof NegotiationError ? e.message : `negotiation failed: ${messageOf(e)}`;
+        return this.end({ reason: "error", error: new MilterSessionError("negotiation", this.id, this.peer, text, { cause: e }) });
+      }
+      this.reader.maxDataSize = this.negotiated.maxDataSize;
+      this.write(encodeReply(reply));
+    };
+    if (!h.negotiate) return finish(undefined, false);
+    let after: void | Promise<void> = undefined;
+    const r = this.invoke("negotiate", () => h.negotiate!(cmd, this), (result, failed) => {
+      after = finish(result, failed);
+    });
+    return r ? r.then(() => after) : after;
+  }
+
+  // ---- end of session ----
+
+  private onEof(error: ConnectionError | undefined): void | Promise<void> {
+    return then(this.implicitAbort(), () => {
+      // A reset or a FIN without QUIT: either way the MTA is gone (the socket error, if any, says how).
+      const what = !this.offer ? "the MTA closed the connection before negotiating" : "the MTA closed the connection without SMFIC_QUIT";
+      const err = new MilterSessionError("disconnected", this.id, this.peer, error ? `${what} (${error.message})` : what, { cause: error });
+      return this.end({ reason: "disconnected", error: err });
+    });
+  }
+
+  /** End the session: report, close the connection, call close() once, then onSessionEnd. */
+  private end(end: SessionEnd): void | Promise<void> {
+    if (this.finished) return;
+    this.ending = true;
+    this.queue = [];
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    if (end.error) this.settings.onError(end.error, this);
+    this.controller?.abort(end.error ?? end);
+    if (!this.conn.isClosed) {
+      if (end.reason === "error" || end.reason === "timeout") this.conn.destroy();
+      else void this.conn.close(5000);
+    }
+    const h = this.handler;
+    const done = () => {
+      if (this.finished) return;
+      this.finished = true;
+      this.settings.onSessionEnd?.(this, end);
+      this.resolveEnded(end);
+    };
+    if (!h.close) return done();
+    return then(this.invoke("close", () => h.close!(this, end), noop), done);
+  }
+
+  private protocolError(text: string): SessionEnd {
+    return { reason: "error", error: new MilterSessionError("protocol", this.id, this.peer, text) };
+  }
+
+  // ---- handler calls ----
+
+  /**
+   * Call a handler method. Sync results are passed to `done` at once (no
+   * promise, no timer: the fast path). Async ones are raced against the
+   * handler timeout; a throw or timeout is reported and passed as failed.
+   */
+  private invoke<T>(what: string, f: () => Awaitable<T>, done: Done<T>): void | Promise<void> {
+    let v: Awaitable<T>;
+    try {
+      v = f();
+    } catch (e) {
+      this.handlerFailed(what, e);
+      done(undefined, true);
+      return;
+    }
+    if (!isThenable(v)) {
+      done(v, false);
+      return;
+    }
+    return new Promise<void>((resolve) => {
+      let settled = false;
+      const settle = (value: T | undefined, failed: boolean) => {
+        if (settled) return;
+        settled = true;
+        if (this.pendingTimer) clearTimeout(this.pendingTimer.timer);
+        this.pendingTimer = undefined;
+        try {
+          done(value, failed);
+        } finally {
+          resolve();
+        }
+      };
+      const fire = () => {
+        const gone = this.gone;
+        this.report("timeout", gone
+          ? `${what} handler still running ${GONE_GRACE_MS} ms after the MTA went away; giving up on it`
+          : `${what} handler did not finish within ${this.settings.handlerTimeoutMs} ms`);
+        settle(undefined, true);
+      };
+      if (this.settings.handlerTimeoutMs > 0) {
+        const ms = this.gone ? Math.min(GONE_GRACE_MS, this.settings.handlerTimeoutMs) : this.settings.handlerTimeoutMs;
+        this.pendingTimer = { timer: setTimeout(fire, ms), fire, due: Date.now() + ms };
+      }
+      (v as PromiseLike<T>).then(
+        (value) => settle(value, false),
+        (e) => {
+          if (!settled) this.handlerFailed(what, e);
+          settle(undefined, true);
+        },
+      );
+    });
+  }
+
+  /** The MTA went away while a handler runs: do not wait longer than `ms` for it. */
+  private shortenPending(ms: number): void {
+    const p = this.pendingTimer;
+    if (!p || p.due <= Date.now() + ms) return;
+    clearTimeout(p.timer);
+    p.timer = setTimeout(p.fire, ms);
+    p.due = Date.now() + ms;
+  }
+
+  private handlerFailed(what: string, e: unknown): void {
+    this.report("handler", `${what} handler failed: ${messageOf(e)}`, e);
+  }
+
+  private report(kind: MilterSessionErrorKind, text: string, cause?: unknown): void {
+    const err = new MilterSessionError(kind, this.id, this.peer, text, cause === undefined ? undefined : { cause });
+    try {
+      this.settings.onError(err, this);
+    } catch {
+      // a failing error hook must not break the session
+    }
+  }
+
+  // ---- output and timers ----
+
+  private write(packet: Uint8Array): void {
+    if (!this.conn.writable) return; // the MTA is gone; the reply has nobody to go to
+    try {
+      this.conn.send(packet);
+    } catch (e) {
+      this.report("connection", `cannot send reply: ${messageOf(e)}`, e);
+    }
+  }
+
+  /**
+   * One timer per session, re-armed lazily: data and finished steps only
+   * stamp `lastActive`, and the timer checks the stamp when it fires.
+   */
+  private armIdle(ms = this.settings.idleTimeoutMs): void {
+    if (this.settings.idleTimeoutMs <= 0 || this.ending) return;
+    this.idleTimer = setTimeout(this.onIdleTimer, Math.max(1, ms));
+    this.idleTimer.unref?.();
+  }
+
+  private readonly onIdleTimer = (): void => {
+    this.idleTimer = undefined;
+    if (this.ending) return;
+    if (this.busy || this.queue.length > 0) return this.armIdle(); // we are working, not waiting for the MTA
+    const left = this.lastActive + this.settings.idleTimeoutMs - Date.now();
+    if (left > 0) return this.armIdle(left);
+    this.queue.push({
+      kind: "end",
+      end: { reason: "timeout", error: new MilterSessionError("timeout", this.id, this.peer, `no command from the MTA for ${this.settings.idleTimeoutMs} ms`) },
+    });
+    this.pump();
+  };
+}
+
+const LETTER: Record<MtaCommandType, string> = {
+  optneg: "O", macro: "D", connect: "C", helo: "H", mail: "M", rcpt: "R", data: "T", header: "L",
+  eoh: "N", body: "B", eob: "E", abort: "A", quit: "Q", quit_nc: "K", unknown: "U",
+};
+
+function noop(): void {}
+
+function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+function describe(cmd: MtaCommand): string {
+  return `${stageName(cmd.type) ?? cmd.type} ('${LETTER[cmd.type]}')`;
+}

@@ -1,0 +1,159 @@
+/**
+ * Logging with milter-manager's levels: a level is a `|`-separated set of
+ * items (critical, error, warning, message, info, debug, statistics, profile,
+ * plus default = critical|error|warning|message|statistics, all, none).
+ * Lines go to stdout (`-` or no path) or a file (reopened on SIGUSR1 by the
+ * caller via reopen()), and optionally to syslog.
+ *
+ * Line format: `[<ISO-8601 UTC time with µs>]: [<level>] message`; statistics
+ * lines carry no level tag, as milter-manager prints them:
+ *   [2026-11-22T02:21:37.582603Z]: [sessions][finished] 1(+1) 0
+ * In syslog the statistics lines are tagged `[statistics]` (what
+ * milter-manager-log-analyzer looks for).
+ */
+import { closeFd, FdWriter, openAppend } from "./output.ts";
+import { type Severity, Syslog } from "./syslog.ts";
+
+export const LOG_LEVELS = ["critical", "error", "warning", "message", "info", "debug", "statistics", "profile"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+const BIT: Record<LogLevel, number> = {
+  critical: 1, error: 2, warning: 4, message: 8, info: 16, debug: 32, statistics: 64, profile: 128,
+};
+export const LEVEL_ALL = 255;
+export const LEVEL_DEFAULT = BIT.critical | BIT.error | BIT.warning | BIT.message | BIT.statistics;
+export const LEVEL_NONE = 0;
+
+const SYSLOG_SEVERITY: Record<LogLevel, Severity> = {
+  critical: "crit", error: "err", warning: "warning", message: "notice", info: "info", debug: "debug", statistics: "info", profile: "debug",
+};
+
+export class LogLevelError extends Error {
+  override readonly name = "LogLevelError";
+}
+
+/** Parse `default|debug`, `all`, `none`, `error|warning` into a level mask; LogLevelError names the bad item. */
+export function parseLogLevel(text: string): number {
+  let mask = 0;
+  const items = text.split("|").map((s) => s.trim().toLowerCase());
+  if (items.every((s) => s === "")) throw new LogLevelError(`empty log level "${text}"`);
+  for (const item of items) {
+    if (item === "") continue;
+    if (item === "all") mask |= LEVEL_ALL;
+    else if (item === "default") mask |= LEVEL_DEFAULT;
+    else if (item === "none") mask |= LEVEL_NONE;
+    else if (item in BIT) mask |= BIT[item as LogLevel];
+    else throw new LogLevelError(`unknown log level "${item}" in "${text}" (expected ${["default", "all", "none", ...LOG_LEVELS].join(", ")} joined with |)`);
+  }
+  return mask;
+}
+
+/** Items of a level mask, for messages (`critical|error|…`, `none`, `all`). */
+export function formatLogLevel(mask: number): string {
+  if (mask === LEVEL_ALL) return "all";
+  if (mask === 0) return "none";
+  return LOG_LEVELS.filter((l) => mask & BIT[l]).join("|");
+}
+
+/** `2026-11-22T02:21:37.582603Z`: UTC with microseconds (performance clock for the sub-ms digits). */
+export function isoTimeMicro(epochMs = performance.timeOrigin + performance.now()): string {
+  const whole = Math.floor(epochMs);
+  const micro = Math.floor((epochMs - whole) * 1000);
+  const iso = new Date(whole).toISOString(); // ...T02:21:37.582Z
+  return `${iso.slice(0, -1)}${String(micro).padStart(3, "0")}Z`;
+}
+
+/** milter-manager's statistics content for finished sessions: `[sessions][finished] <total>(+<n>) <processing>`. */
+export function sessionsFinishedLine(total: number, delta: number, processing: number): string {
+  return `[sessions][finished] ${total}(+${delta}) ${processing}`;
+}
+
+export interface LoggerOptions {
+  /** Level mask (parseLogLevel); default LEVEL_DEFAULT. */
+  level?: number;
+  /** Log file; `-` or undefined = stdout. */
+  path?: string;
+  /** Also send to syslog with this identity/facility. */
+  syslog?: { ident: string; facility?: string | number; path?: string };
+  /** Writer to use for stdout (share the tool's stdout writer so lines stay in order). */
+  stdout?: FdWriter;
+}
+
+export class Logger {
+  level: number;
+  readonly path: string | undefined;
+  private out: FdWriter;
+  private fileFd: number | undefined;
+  private syslog: Syslog | undefined;
+
+  /** Opens the log file (append) and syslog; throws the fs error for an unusable path. */
+  constructor(o: LoggerOptions = {}) {
+    this.level = o.level ?? LEVEL_DEFAULT;
+    this.path = o.path === "-" ? undefined : o.path;
+    if (this.path !== undefined) {
+      this.fileFd = openAppend(this.path);
+      this.out = new FdWriter(this.fileFd);
+    } else {
+      this.out = o.stdout ?? new FdWriter(1);
+    }
+    if (o.syslog) {
+      this.syslog = new Syslog(o.syslog);
+      if (!this.syslog.available) {
+        this.write("warning", `syslog unavailable (${this.syslog.failure}); logging to ${this.path ?? "stdout"} only`);
+      }
+    }
+  }
+
+  enabled(level: LogLevel): boolean {
+    return (this.level & BIT[level]) !== 0;
+  }
+
+  /** Which syslog transport is in use, if any. */
+  get syslogTransport(): "ffi" | "logger" | undefined {
+    return this.syslog?.transport;
+  }
+
+  critical(msg: string): void { this.write("critical", msg); }
+  error(msg: string): void { this.write("error", msg); }
+  warning(msg: string): void { this.write("warning", msg); }
+  message(msg: string): void { this.write("message", msg); }
+  info(msg: string): void { this.write("info", msg); }
+  debug(msg: string): void { this.write("debug", msg); }
+  statistics(msg: string): void { this.write("statistics", msg); }
+  profile(msg: string): void { this.write("profile", msg); }
+
+  write(level: LogLevel, msg: string): void {
+    if ((this.level & BIT[level]) === 0) return;
+    const tag = level === "statistics" ? "" : `[${level}] `;
+    this.out.write(`[${isoTimeMicro()}]: ${tag}${msg}\n`);
+    this.syslog?.log(SYSLOG_SEVERITY[level], `[${level}] ${msg}`);
+  }
+
+  /** Reopen the log file (log rotation, SIGUSR1). Keeps the old fd if the new open fails and says so. */
+  reopen(): void {
+    if (this.path === undefined || this.fileFd === undefined) return;
+    let fd: number;
+    try {
+      fd = openAppend(this.path);
+    } catch (e) {
+      this.error(`cannot reopen log file ${this.path}: ${(e as Error).message}`);
+      return;
+    }
+    this.out.flush();
+    const old = this.fileFd;
+    this.fileFd = fd;
+    this.out.fd = fd;
+    closeFd(old);
+  }
+
+  async close(): Promise<void> {
+    await this.out.drain();
+    if (this.fileFd !== undefined) closeFd(this.fileFd);
+    this.fileFd = undefined;
+    this.syslog?.close();
+  }
+
+  flush(): void {
+    this.out.flush();
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * Syslog without dependencies: RFC 3164 datagrams to the local syslog socket
+ * (/dev/log) through libc via bun:ffi (Bun has no AF_UNIX datagram sockets,
+ * docs/bun.md §5). Non-blocking: a full receiver drops the message (counted)
+ * instead of stalling the event loop. Fallback when FFI is unavailable: one
+ * long-lived `logger` child; when that fails too, messages go nowhere and
+ * `available` is false (the caller logs to stderr instead).
+ */
+import { existsSync } from "node:fs";
+
+/** Facility names → numbers (syslog.h). */
+export const FACILITIES: Readonly<Record<string, number>> = {
+  kern: 0, user: 1, mail: 2, daemon: 3, auth: 4, syslog: 5, lpr: 6, news: 7, uucp: 8, cron: 9, authpriv: 10, ftp: 11,
+  local0: 16, local1: 17, local2: 18, local3: 19, local4: 20, local5: 21, local6: 22, local7: 23,
+};
+
+/** Severities (syslog.h). */
+export const SEVERITY = { emerg: 0, alert: 1, crit: 2, err: 3, warning: 4, notice: 5, info: 6, debug: 7 } as const;
+export type Severity = keyof typeof SEVERITY;
+
+export class SyslogError extends Error {
+  override readonly name = "SyslogError";
+}
+
+export function parseFacility(name: string): number {
+  const f = FACILITIES[name.toLowerCase()];
+  if (f === undefined) throw new SyslogError(`unknown syslog facility "${name}" (expected one of ${Object.keys(FACILITIES).join(", ")})`);
+  return f;
+}
+
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/** `<PRI>Mmm dd hh:mm:ss ident[pid]: message` (RFC 3164, local time). */
+export function formatRfc3164(facility: number, severity: number, ident: string, message: string, date = new Date(), pid = process.pid): string {
+  const p2 = (n: number) => String(n).padStart(2, "0");
+  const stamp = `${MONTHS[date.getMonth()]} ${String(date.getDate()).padStart(2, " ")} ${p2(date.getHours())}:${p2(date.getMinutes())}:${p2(date.getSeconds())}`;
+  return `<${facility * 8 + severity}>${stamp} ${ident}[${pid}]: ${message}`;
+}
+
+interface Transport {
+  send(datagram: Buffer): boolean;
+  close(): void;
+}
+
+/** libc socket(AF_UNIX, SOCK_DGRAM|NONBLOCK|CLOEXEC) + connect + send(MSG_NOSIGNAL). */
+function ffiTransport(path: string): Transport {
+  // Loaded lazily: tools that never log to syslog do not pay for it.
+  const { dlopen, FFIType, ptr, read } = require("bun:ffi") as typeof import("bun:ffi");
+  const libc = dlopen("libc.so.6", {
+    socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+    connect: { args: [FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+    send: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i64 },
+    close: { args: [FFIType.i32], returns: FFIType.i32 },
+    __errno_location: { args: [], returns: FFIType.ptr },
+  });
+  const AF_UNIX = 1;
+  const SOCK_DGRAM = 2;
+  const SOCK_NONBLOCK = 0o4000;
+  const SOCK_CLOEXEC = 0o2000000;
+  const MSG_NOSIGNAL = 0x4000;
+  const ECONNREFUSED = 111;
+  const ENOTCONN = 107;
+  const errno = () => read.i32(libc.symbols.__errno_location()!, 0);
+  const addr = new Uint8Array(110);
+  new DataView(addr.buffer).setUint16(0, AF_UNIX, true);
+  const p = Buffer.from(path);
+  if (p.length > 107) throw new SyslogError(`syslog socket path too long: ${path}`);
+  addr.set(p, 2);
+  let fd = -1;
+  const open = (): void => {
+    fd = libc.symbols.socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw new SyslogError(`socket(AF_UNIX, SOCK_DGRAM) failed: errno ${errno()}`);
+    if (libc.symbols.connect(fd, ptr(addr), 2 + p.length + 1) !== 0) {
+      const e = errno();
+      libc.symbols.close(fd);
+      fd = -1;
+      throw new SyslogError(`cannot connect to ${path}: errno ${e}`);
+    }
+  };
+  open();
+  return {
+    send(datagram) {
+      if (fd < 0) return false;
+      let n = Number(libc.symbols.send(fd, ptr(datagram), datagram.length, MSG_NOSIGNAL));
+      if (n < 0) {
+        const e = errno();
+        if (e !== ECONNREFUSED && e !== ENOTCONN) return false; // EAGAIN etc.: dropped
+        // syslogd restarted: reconnect once
+        libc.symbols.close(fd);
+        try {
+          open();
+        } catch {
+          return false;
+        }
+        n = Number(libc.symbols.send(fd, ptr(datagram), datagram.length, MSG_NOSIGNAL));
+      }
+      return n === datagram.length;
+    },
+    close() {
+      if (fd >= 0) libc.symbols.close(fd);
+      fd = -1;
+    },
+  };
+}
+
+/** util-linux `logger` as one child reading `<PRI>message` lines. */
+function loggerTransport(path: string, ident: string): Transport {
+  const child = Bun.spawn(["logger", "--socket", path, "--rfc3164", "-t", ident, `--id=${process.pid}`, "--prio-prefix"], {
+    stdin: "pipe",
+    stdout: "ignore",
+    stderr: "ignore",
+  });
+  child.unref();
+  return {
+    send(datagram) {
+      // The datagram is "<PRI>stamp ident[pid]: msg"; logger adds its own stamp and tag.
+      const text = datagram.toString("latin1");
+      const m = /^<(\d+)>\w{3} [ \d]\d \d\d:\d\d:\d\d [^:]*: (.*)$/s.exec(text);
+      try {
+        child.stdin.write(m ? `<${m[1]}>${m[2].replace(/\n/g, " ")}\n` : `${text.replace(/\n/g, " ")}\n`);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    close() {
+      try {
+        child.stdin.end();
+      } catch {}
+    },
+  };
+}
+
+export interface SyslogOptions {
+  ident: string;
+  /** Facility name or number (default mail). */
+  facility?: string | number;
+  /** Socket path (default $MILTERKIT_SYSLOG_SOCKET or /dev/log). */
+  path?: string;
+}
+
+export class Syslog {
+  readonly ident: string;
+  readonly facility: number;
+  readonly path: string;
+  /** "ffi", "logger", or undefined when no transport could be opened. */
+  readonly transport: "ffi" | "logger" | undefined;
+  /** Messages that could not be sent (receiver full or gone). */
+  dropped = 0;
+  /** Why the transport could not be opened (when `transport` is undefined). */
+  readonly failure: string | undefined;
+  private t: Transport | undefined;
+
+  constructor(o: SyslogOptions) {
+    this.ident = o.ident;
+    this.facility = typeof o.facility === "number" ? o.facility : parseFacility(o.facility ?? "mail");
+    this.path = o.path ?? process.env.MILTERKIT_SYSLOG_SOCKET ?? "/dev/log";
+    let failure: string | undefined;
+    try {
+      this.t = ffiTransport(this.path);
+      this.transport = "ffi";
+    } catch (e) {
+      failure = (e as Error).message;
+      if (existsSync(this.path)) {
+        try {
+          this.t = loggerTransport(this.path, this.ident);
+          this.transport = "logger";
+          failure = undefined;
+        } catch (e2) {
+          failure = `${failure}; logger: ${(e2 as Error).message}`;
+        }
+      }
+    }
+    this.failure = failure;
+  }
+
+  get available(): boolean {
+    return this.t !== undefined;
+  }
+
+  log(severity: Severity | number, message: string): boolean {
+    if (!this.t) return false;
+    const sev = typeof severity === "number" ? severity : SEVERITY[severity];
+    const ok = this.t.send(Buffer.from(formatRfc3164(this.facility, sev, this.ident, message), "latin1"));
+    if (!ok) this.dropped++;
+    return ok;
+  }
+
+  close(): void {
+    this.t?.close();
+    this.t = undefined;
+  }
+}
