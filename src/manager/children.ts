@@ -1,0 +1,147 @@
+// The children of one MTA session (manager.md §2.1, §2.3, §2.7): one MilterClient per enabled
+// milter, opened in parallel at negotiation, with the per-session and per-message state the
+// leader and the pipeline need (alive, in the transaction, processing the message, accepted
+// recipients, skip), and the rule that turns a failed step into the child's fallback status.
+import type { MilterConfig } from "./config/schema.ts";
+import { type ChildDecision, realStatus } from "./merge.ts";
+import type { ChildView } from "./stop-hook.ts";
+import {
+  MilterClient,
+  type EndOfMessageOutcome,
+  type FailureOutcome,
+  type StepOutcome,
+} from "../mta-side/index.ts";
+import type { Negotiated, OptionWords } from "../milter/index.ts";
+
+export class Child implements ChildView {
+  readonly name: string;
+  readonly config: MilterConfig;
+  readonly client: MilterClient;
+  negotiated: Negotiated | undefined;
+  /** Connected, negotiated and taking part in the SMTP session. */
+  alive = false;
+  /** Got MAIL for the current transaction and was not aborted since: an MTA abort goes to it. */
+  inTransaction = false;
+  /** Still taking part in the current message. */
+  processing = false;
+  /** Recipients of the current message this child did not refuse. */
+  acceptedRecipients = 0;
+  /** Has received commands of the message's content (headers/body), live or replayed. */
+  started = false;
+  /** Answered skip: gets no more body chunks of this message. */
+  skipBody = false;
+  /** Its replace-body packets of this end-of-message began (the first one clears the body). */
+  replacingBody = false;
+  /** Last real answer, for logs and conditions. */
+  lastStatus: string | undefined;
+  /** Why the child left the session, for the log. */
+  failure: string | undefined;
+
+  constructor(config: MilterConfig, offer: OptionWords) {
+    this.name = config.name;
+    this.config = config;
+    this.client = new MilterClient({
+      spec: config.connection_spec,
+      connectionTimeoutMs: config.connection_timeout * 1000,
+      writingTimeoutMs: config.writing_timeout * 1000,
+      readingTimeoutMs: config.reading_timeout * 1000,
+      endOfMessageTimeoutMs: config.end_of_message_timeout * 1000,
+      offer: { version: offer.version, actions: offer.actions, protocol: offer.protocol },
+    });
+  }
+
+  get evaluation(): boolean {
+    return this.config.evaluation_mode;
+  }
+
+  /** The child asked for header values with their leading space. */
+  get leadingSpace(): boolean {
+    return this.negotiated?.leadingSpace ?? false;
+  }
+
+  /** Forget the state of the previous message (a new MAIL). */
+  newMessage(): void {
+    this.inTransaction = false;
+    this.processing = false;
+    this.acceptedRecipients = 0;
+    this.started = false;
+    this.skipBody = false;
+    this.replacingBody = false;
+  }
+
+  /** Send ABORT if the child is inside a transaction; it then takes no further part in the message. */
+  abort(): void {
+    if (this.alive && this.inTransaction) background(() => this.client.abort());
+    this.inTransaction = false;
+    this.processing = false;
+  }
+
+  /** QUIT: the child leaves the SMTP session. */
+  quit(): void {
+    if (!this.alive) return;
+    this.alive = false;
+    this.processing = false;
+    this.inTransaction = false;
+    background(() => this.client.quit());
+  }
+
+  /** A step failed: the connection is gone; the child counts as having answered its fallback status. */
+  expire(outcome: FailureOutcome): ChildDecision {
+    this.alive = false;
+    this.processing = false;
+    this.inTransaction = false;
+    this.failure = `${outcome.status}${outcome.timer ? ` (${outcome.timer} timeout)` : ""} at ${outcome.stage}: ${outcome.detail}`;
+    this.client.close();
+    return { status: this.config.fallback_status };
+  }
+
+  /** Drop the connection without QUIT (session over, MTA gone). */
+  close(): void {
+    this.alive = false;
+    this.processing = false;
+    this.client.close();
+  }
+
+  /** The decision a step outcome stands for; a failure expires the child and gives its fallback. */
+  decide(outcome: StepOutcome | EndOfMessageOutcome): ChildDecision {
+    const d: ChildDecision = outcome.ok
+      ? { status: outcome.status, replyText: outcome.reply?.text }
+      : this.expire(outcome);
+    this.lastStatus = realStatus(d);
+    return d;
+  }
+}
+
+/** Open every child (connect + OPTNEG) in parallel; each within its connection_timeout overall. */
+export async function openChildren(configs: readonly MilterConfig[], offer: OptionWords): Promise<{ ready: Child[]; failed: Child[] }> {
+  const children = configs.map((c) => new Child(c, offer));
+  await Promise.all(children.map(openOne));
+  return { ready: children.filter((c) => c.alive), failed: children.filter((c) => !c.alive) };
+}
+
+async function openOne(child: Child): Promise<void> {
+  const limit = child.config.connection_timeout * 1000;
+  let timer: Timer | undefined;
+  // A child that connects but never answers OPTNEG must not hold the MTA's answer back longer than this.
+  const deadline = new Promise<"late">((r) => (timer = setTimeout(() => r("late"), limit)));
+  const outcome = await Promise.race([child.client.open(), deadline]);
+  clearTimeout(timer);
+  if (outcome === "late") {
+    child.client.close();
+    child.failure = `timeout (connection timeout) at negotiate: no negotiation within ${limit / 1000} s`;
+    return;
+  }
+  if (!outcome.ok) {
+    child.failure = `${outcome.status}${outcome.timer ? ` (${outcome.timer} timeout)` : ""} at negotiate: ${outcome.detail}`;
+    return;
+  }
+  child.negotiated = outcome.negotiated;
+  child.alive = true;
+}
+
+/** Start a step nobody waits for (abort, quit: no reply). Only called when no step is pending. */
+function background(step: () => Promise<unknown>): void {
+  try {
+    void step().catch(() => {});
+  } catch {} // a step still pending would be a bug of ours; the child's connection is closed at the session end anyway
+}

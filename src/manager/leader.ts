@@ -1,0 +1,522 @@
+// One MTA connection (manager.md §2): the milter-side handler that opens the children at
+// negotiation, fans the envelope stages out to them, hands the content phase to the message
+// pipeline, and answers the MTA with the merged result.
+//
+// Stage by stage (§2.4): connect, helo, envelope-from and unknown go to every live child,
+// envelope-recipient and data to the children processing the message, all at once; the answers
+// are compiled by priority (merge.ts). Per child: accept at connect/helo quits it for the session,
+// at MAIL/RCPT/DATA it leaves the message; a refused recipient only concerns that child; a
+// combined reject/tempfail at MAIL or DATA, or a discard anywhere, aborts every child's message.
+// A child that fails (timeout, closed, protocol error) counts as its fallback_status and is
+// dropped; the session goes on with the others (§2.7).
+import type { FallbackStatus, ManagerConfig } from "./config/schema.ts";
+import { Child, openChildren } from "./children.ts";
+import type { ManagerLog } from "./log.ts";
+import {
+  type ChildAnswer,
+  childAnswer,
+  type FinalReply,
+  isRefusal,
+  mostImportantFallback,
+  realStatus,
+  type Status,
+  StageReply,
+} from "./merge.ts";
+import { childOffer, leadingSpaceAgreed, mergeNegotiation } from "./negotiate.ts";
+import { MessagePipeline } from "./pipeline.ts";
+import { askStop, type Conditions, type NotifyContext, type StopContext, type StopEvent, type StopStage, withMacros } from "./stop-hook.ts";
+import { Accept, Continue, Discard, eom, Reject, Tempfail } from "../milter-side/index.ts";
+import type { EomResult, MilterHandler, SessionContext, SessionEnd } from "../milter-side/index.ts";
+import {
+  type BodyCommand,
+  type ConnectCommand,
+  type DataCommand,
+  type DecisionReply,
+  type EobCommand,
+  type EohCommand,
+  type HeaderCommand,
+  type HeloCommand,
+  type Macros,
+  type MacroStage,
+  type MailCommand,
+  type MilterRequest,
+  type OptionWords,
+  type OptnegCommand,
+  parseSymbolList,
+  type RcptCommand,
+  SMFIF_SETSYMLIST,
+  SMFIP_RCPT_REJ,
+  type StageName,
+  type UnknownCommand,
+} from "../milter/index.ts";
+import type { ClientAddress, StepOutcome } from "../mta-side/index.ts";
+
+/** What every session of a running manager shares. */
+export interface LeaderEnv {
+  config: ManagerConfig;
+  log: ManagerLog;
+  /** Applicable conditions (a later issue); undefined = no child is ever stopped. */
+  conditions?: Conditions;
+  /** Body bytes kept in memory before spilling to a temporary file (default 5 MiB). */
+  bodySpillThreshold?: number;
+  /** Directory for body spill files (default os.tmpdir()). */
+  tmpDir?: string;
+  /** A session ended: its last stage and the status the MTA got last. */
+  onSessionEnd?(info: { id: number; stage: StageName; status: string; elapsedMs: number; end: SessionEnd }): void;
+}
+
+type FanOutStage = "connect" | "helo" | "envelope-from" | "envelope-recipient" | "data" | "unknown";
+
+export class Leader implements MilterHandler {
+  private children: Child[] = [];
+  /** Set when a child that could not be negotiated has a refusing fallback: every command gets it (§2.3 step 7). */
+  private fatalFallback: FallbackStatus | undefined;
+  private offer: OptionWords = { version: 6, actions: 0, protocol: 0 };
+  private mtaVersion = 6;
+  private leadingSpace = false;
+  private rcptRejected = false;
+  private message: MessagePipeline | undefined;
+  private dataSeen = false;
+  private busy = false;
+  private readonly transaction = new Map<string, unknown>();
+  private readonly sessionStore = new Map<string, unknown>();
+  /** Last stage the MTA got an answer for, and that answer (statistics line at the end). */
+  private lastStage: StageName = "negotiate";
+  private lastStatus = "pass";
+  private readonly startedAt = performance.now();
+
+  constructor(
+    private readonly env: LeaderEnv,
+    private readonly ctx: SessionContext,
+  ) {}
+
+  // ---- negotiate (§2.3) ----
+
+  async negotiate(offer: OptnegCommand, ctx: SessionContext): Promise<MilterRequest> {
+    this.offer = childOffer(offer);
+    this.mtaVersion = this.offer.version;
+    this.busy = true;
+    ctx.signal.addEventListener("abort", () => this.mtaGone(), { once: true });
+    await this.openAll();
+    this.busy = false;
+    const reply = mergeNegotiation(offer, this.children.map((c) => c.negotiated!));
+    this.leadingSpace = leadingSpaceAgreed(reply);
+    this.rcptRejected = (reply.protocol & SMFIP_RCPT_REJ) !== 0;
+    if (this.children.length === 0 && this.fatalFallback === undefined) {
+      this.log("info", "no milter available: every command gets manager.fallback_status");
+    }
+    const request: MilterRequest = { version: reply.version, actions: reply.actions & ~SMFIF_SETSYMLIST, protocol: reply.protocol };
+    if (reply.macroLists) request.macroLists = new Map(reply.macroLists.map((l) => [l.stage as MacroStage, parseSymbolList(l.macros)]));
+    return request;
+  }
+
+  // ---- envelope stages (§2.4) ----
+
+  connect(cmd: ConnectCommand, ctx: SessionContext): DecisionReply | Promise<DecisionReply> {
+    this.lastStage = "connect";
+    // Forwarded as the MTA sent it (protocol.md §6 item 13).
+    const address: ClientAddress = cmd.family === "U" ? { family: "U" } : { family: cmd.family, address: cmd.address, port: cmd.port };
+    return this.fanOut("connect", this.live(), ctx.macros.stage("C"), (c, m) => c.client.connect(cmd.hostname, address, m), {
+      stage: "connect",
+      command: cmd,
+    });
+  }
+
+  helo(cmd: HeloCommand, ctx: SessionContext): DecisionReply | Promise<DecisionReply> {
+    this.lastStage = "helo";
+    return this.fanOut("helo", this.live(), ctx.macros.stage("H"), (c, m) => c.client.helo(cmd.hostname, m), { stage: "helo", fqdn: cmd.hostname });
+  }
+
+  envelopeFrom(cmd: MailCommand, ctx: SessionContext): DecisionReply | Promise<DecisionReply> {
+    this.lastStage = "envelope-from";
+    this.endMessage();
+    this.transaction.clear();
+    for (const c of this.children) c.newMessage();
+    return this.fanOut(
+      "envelope-from",
+      this.live(),
+      ctx.macros.stage("M"),
+      (c, m) => {
+        c.inTransaction = true;
+        return c.client.envelopeFrom(cmd.address, cmd.args, m);
+      },
+      { stage: "envelope-from", from: cmd.address, args: cmd.args },
+    );
+  }
+
+  envelopeRecipient(cmd: RcptCommand, ctx: SessionContext): DecisionReply | Promise<DecisionReply> {
+    this.lastStage = "envelope-recipient";
+    // With RCPT_REJ the MTA also reports recipients it refused itself ({rcpt_mailer} = error):
+    // only children that asked for them get those.
+    const refusedByMta = this.rcptRejected && ctx.macro("rcpt_mailer") === "error";
+    const eligible = this.processing().filter((c) => !refusedByMta || c.negotiated!.rcptRejected);
+    return this.fanOut(
+      "envelope-recipient",
+      eligible,
+      ctx.macros.stage("R"),
+      (c, m) => c.client.envelopeRecipient(cmd.address, cmd.args, m),
+      { stage: "envelope-recipient", recipient: cmd.address, args: cmd.args },
+      refusedByMta,
+    );
+  }
+
+  data(_cmd: DataCommand, ctx: SessionContext): DecisionReply | Promise<DecisionReply> {
+    this.lastStage = "data";
+    return this.dataStage(ctx.macros.stage("T"));
+  }
+
+  unknown(cmd: UnknownCommand, ctx: SessionContext): DecisionReply | Promise<DecisionReply> {
+    this.lastStage = "unknown";
+    return this.fanOut("unknown", this.live(), ctx.macros.stage("U"), (c, m) => c.client.unknown(cmd.commandLine, m), undefined);
+  }
+
+  // ---- content stages (§2.5) ----
+
+  async header(cmd: HeaderCommand, ctx: SessionContext): Promise<DecisionReply> {
+    this.lastStage = "header";
+    const p = await this.pipeline(ctx);
+    if (!(p instanceof MessagePipeline)) return this.answer(p);
+    return this.answer(await this.during(p.header(cmd.name, cmd.value, ctx.macros.stage("L"))));
+  }
+
+  async endOfHeader(_cmd: EohCommand, ctx: SessionContext): Promise<DecisionReply> {
+    this.lastStage = "end-of-header";
+    const p = await this.pipeline(ctx);
+    if (!(p instanceof MessagePipeline)) return this.answer(p);
+    return this.answer(await this.during(p.endOfHeader(ctx.macros.stage("N"))));
+  }
+
+  async body(cmd: BodyCommand, ctx: SessionContext): Promise<DecisionReply> {
+    this.lastStage = "body";
+    const p = await this.pipeline(ctx);
+    if (!(p instanceof MessagePipeline)) return this.answer(p);
+    return this.answer(await this.during(p.body(cmd.chunk, ctx.macros.stage("B"))));
+  }
+
+  async endOfMessage(_cmd: EobCommand, ctx: SessionContext): Promise<DecisionReply | EomResult> {
+    this.lastStage = "end-of-message";
+    const p = await this.pipeline(ctx);
+    if (!(p instanceof MessagePipeline)) return this.answer(p);
+    const out = await this.during(p.endOfMessage(ctx.macros.stage("E")));
+    p.dispose(); // the children are done with the body: release its file now
+    return eom(out.modifications, this.answer(out.reply));
+  }
+
+  // ---- abort, quit, end (§2.6) ----
+
+  abort(): void {
+    this.notify("abort", this.children);
+    this.abortTransaction();
+  }
+
+  quit(): void {
+    this.endMessage();
+    for (const c of this.children) c.quit();
+  }
+
+  /** `K`: a new SMTP session follows on this connection; children start afresh (libmilter honours `K` badly). */
+  async newConnection(): Promise<void> {
+    this.endMessage();
+    this.notify("quit", this.children);
+    for (const c of this.children) c.quit();
+    this.children = [];
+    this.sessionStore.clear();
+    if (this.fatalFallback !== undefined) return;
+    this.busy = true;
+    await this.openAll();
+    this.busy = false;
+  }
+
+  /** Connect and negotiate every enabled child in parallel; apply the fatal-fallback rule (§2.3 step 7). */
+  private async openAll(): Promise<void> {
+    const configs = this.env.config.milters.filter((m) => m.enabled);
+    if (configs.length === 0) return;
+    const { ready, failed } = await openChildren(configs, this.offer);
+    this.children = ready;
+    for (const c of failed) {
+      this.log("warning", `milter ${c.name} (${c.config.connection_spec}) is not available, counted as ${c.config.fallback_status}: ${c.failure}`);
+    }
+    const fatal = mostImportantFallback(failed.map((c) => c.config.fallback_status));
+    if (fatal !== undefined && isRefusal(fatal)) {
+      // A child we must not do without is missing: answer every command with its fallback.
+      this.fatalFallback = fatal;
+      for (const c of ready) c.quit();
+      this.children = [];
+    }
+    for (const c of this.children) c.client.onProgress = () => void this.ctx.progress(); // only sent while EOM is pending
+  }
+
+  close(ctx: SessionContext, end: SessionEnd): void {
+    this.endMessage();
+    this.notify("quit", this.children);
+    for (const c of this.children) c.quit(); // no-op for children already gone
+    this.env.onSessionEnd?.({ id: ctx.id, stage: this.lastStage, status: this.lastStatus, elapsedMs: performance.now() - this.startedAt, end });
+  }
+
+  // ---- fan-out ----
+
+  /**
+   * Send a stage to every eligible child at once and compile their answers. `noRecipient`: the
+   * recipient was refused by the MTA already, so a child's continue does not count as accepting it.
+   */
+  private fanOut(
+    stage: FanOutStage,
+    eligible: Child[],
+    macros: Macros | undefined,
+    send: (child: Child, macros: Macros | undefined) => Promise<StepOutcome>,
+    event: StopEvent | undefined,
+    noRecipient = false,
+  ): DecisionReply | Promise<DecisionReply> {
+    const pre = this.precheck(stage);
+    if (pre) return this.answer(pre);
+    if (eligible.length === 0) return this.answer({ status: "not-change" });
+    const reply = new StageReply();
+    const asks = eligible.map((child) => this.ask(stage, child, macros, send, event, reply, noRecipient));
+    this.busy = true;
+    return Promise.all(asks).then(() => {
+      this.busy = false;
+      const final = reply.final();
+      if (reply.invalidReplyCode) this.log("warning", reply.invalidReplyCode);
+      // A refused message (or a discard at any stage) ends every child's transaction.
+      if (final.status === "discard" || (isRefusal(final.status) && (stage === "envelope-from" || stage === "data"))) {
+        this.abortTransaction();
+      }
+      return this.answer(final);
+    });
+  }
+
+  /** One child at one fan-out stage: conditions, send, compile, per-child effect. */
+  private async ask(
+    stage: FanOutStage,
+    child: Child,
+    macros: Macros | undefined,
+    send: (child: Child, macros: Macros | undefined) => Promise<StepOutcome>,
+    event: StopEvent | undefined,
+    reply: StageReply,
+    noRecipient: boolean,
+  ): Promise<void> {
+    if (event !== undefined && this.env.conditions) {
+      let added: Map<string, string> | undefined;
+      const stop = this.stopFor(child, event, (name, value) => (added ??= new Map()).set(name, value));
+      if (stop === true || (stop !== false && (await stop))) return this.stoppedAt(stage as StopStage, child, reply);
+      if (added) macros = withMacros(macros, added);
+    }
+    const outcome = await send(child, macros);
+    const decision = child.decide(outcome);
+    if (!outcome.ok) this.log("warning", `milter ${child.name} failed, counted as ${decision.status}: ${child.failure}`);
+    const answer: ChildAnswer = childAnswer(decision, child.evaluation);
+    reply.add(answer);
+    this.effect(stage, child, realStatus(decision), noRecipient);
+  }
+
+  /** What a child's (real) answer means for that child (§2.4 table, §2.8). */
+  private effect(stage: FanOutStage, child: Child, status: Status, noRecipient: boolean): void {
+    switch (stage) {
+      case "connect":
+      case "helo":
+        if (status !== "continue") child.quit(); // accept, reject, tempfail (and discard, invalid here): out for the session
+        return;
+      case "envelope-from":
+        child.processing = status === "continue";
+        return;
+      case "envelope-recipient":
+        if (status === "continue") {
+          if (!noRecipient) child.acceptedRecipients++;
+        } else if (status === "accept" || status === "discard") child.processing = false;
+        return; // reject/tempfail: only this recipient is refused for this child
+      case "data":
+        if (status !== "continue") child.processing = false;
+        return;
+      case "unknown":
+        if (status === "accept" || status === "discard") child.processing = false;
+        return;
+    }
+  }
+
+  /** A condition stopped the child at a fan-out stage (§2.9). */
+  private stoppedAt(stage: StopStage, child: Child, reply: StageReply): void {
+    child.lastStatus = "stop";
+    this.log("debug", `milter ${child.name} stopped at ${stage}`);
+    switch (stage) {
+      case "connect":
+      case "helo":
+        reply.add({ status: "accept" });
+        child.quit();
+        return;
+      case "envelope-from":
+        reply.add({ status: "accept" });
+        child.processing = false;
+        return;
+      case "envelope-recipient":
+        return; // nothing compiled: the child just does not see this recipient
+      default:
+        // data: the child leaves the message; the others still answer (milter-manager #54 fixed)
+        reply.add({ status: "accept" });
+        child.abort();
+    }
+  }
+
+  /** Ask the conditions about one child and one command; macros they add for it go to `onAdd`. */
+  private stopFor(child: Child, event: StopEvent, onAdd: (name: string, value: string) => void): boolean | Promise<boolean> {
+    const context: StopContext = { ...this.notifyContext(), event, addMacro: onAdd };
+    return askStop(this.env.conditions!, child, context, (e) =>
+      this.log("warning", `applicable condition for ${child.name} at ${event.stage} failed: ${(e as Error)?.message ?? e}`),
+    );
+  }
+
+  private notifyContext(): NotifyContext {
+    return { sessionId: this.ctx.id, macros: this.ctx.macros, children: this.children, transaction: this.transaction, session: this.sessionStore };
+  }
+
+  /** Tell the conditions of every child that the MTA aborted or the session ends (errors only logged). */
+  private notify(what: "abort" | "quit", children: readonly Child[]): void {
+    const conditions = this.env.conditions;
+    if (!conditions?.notify) return;
+    const context = this.notifyContext();
+    for (const child of children) {
+      const failed = (e: unknown) => this.log("warning", `applicable condition for ${child.name} at ${what} failed: ${(e as Error)?.message ?? e}`);
+      try {
+        const r = conditions.notify(child, what, context);
+        if (r) r.catch(failed);
+      } catch (e) {
+        failed(e);
+      }
+    }
+  }
+
+  // ---- DATA and the message pipeline ----
+
+  private dataStage(macros: Macros | undefined): DecisionReply | Promise<DecisionReply> {
+    this.dataSeen = true;
+    const pre = this.precheck("data");
+    if (pre) return this.answer(pre);
+    // Children whose recipients were all refused (by themselves) leave with ABORT.
+    for (const c of this.processing()) if (c.acceptedRecipients === 0) c.abort();
+    const eligible = this.processing();
+    if (eligible.length === 0) return this.answer({ status: "accept" }); // nobody wants the message
+    return this.fanOut("data", eligible, macros, (c, m) => c.client.data(m), { stage: "data" });
+  }
+
+  /** The pipeline of the current message, created at its first content command; or the answer when there is none. */
+  private async pipeline(ctx: SessionContext): Promise<MessagePipeline | FinalReply> {
+    if (this.fatalFallback !== undefined) return { status: this.fatalFallback };
+    if (this.message) return this.message.finished ? this.noneLeft() : this.message;
+    if (!this.children.some((c) => c.processing)) return this.noneLeft();
+    if (!this.dataSeen && this.mtaVersion >= 4) {
+      // The MTA skipped DATA (§2.4 step 6): run it on the children first.
+      const r = await this.dataStage(ctx.macros.stage("T"));
+      if (r.type !== "continue") return statusOf(r);
+    }
+    for (const c of this.processing()) if (c.acceptedRecipients === 0) c.abort();
+    const queue = this.processing();
+    if (queue.length === 0) return this.noneLeft();
+    const m = this.env.config.manager;
+    this.message = new MessagePipeline(
+      {
+        leadingSpace: this.leadingSpace,
+        chunkSize: m.chunk_size,
+        body: { spillThreshold: this.env.bodySpillThreshold, tmpDir: this.env.tmpDir },
+        stop: this.env.conditions ? (child, event, onAdd) => this.stopFor(child, event, onAdd) : undefined,
+        log: (level, text) => this.log(level, text),
+      },
+      queue,
+      this.children,
+    );
+    return this.message;
+  }
+
+  /** Track that children are being waited for (the MTA going away then closes them). */
+  private during<T>(p: Promise<T>): Promise<T> {
+    this.busy = true;
+    return p.finally(() => {
+      this.busy = false;
+    });
+  }
+
+  // ---- helpers ----
+
+  private live(): Child[] {
+    return this.children.filter((c) => c.alive);
+  }
+
+  private processing(): Child[] {
+    return this.children.filter((c) => c.alive && c.processing);
+  }
+
+  /** The manager's own answer when no child can take the command (§2.4 step 1), or undefined. */
+  private precheck(stage: FanOutStage): FinalReply | undefined {
+    if (this.fatalFallback !== undefined) return { status: this.fatalFallback };
+    const needsMessage = stage === "envelope-recipient" || stage === "data";
+    const ok = needsMessage ? this.children.some((c) => c.alive && c.processing) : this.children.some((c) => c.alive);
+    if (ok) return undefined;
+    this.log("debug", needsMessage ? "None of milters are processing message." : "All milters are no longer alive.");
+    return { status: this.env.config.manager.fallback_status };
+  }
+
+  private noneLeft(): FinalReply {
+    this.log("debug", "None of milters are processing message.");
+    return { status: this.env.config.manager.fallback_status };
+  }
+
+  /** Abort every child's transaction and forget the message (MTA abort, refused message). */
+  private abortTransaction(): void {
+    for (const c of this.children) c.abort();
+    this.endMessage();
+    this.transaction.clear();
+  }
+
+  private endMessage(): void {
+    this.message?.dispose();
+    this.message = undefined;
+    this.dataSeen = false;
+  }
+
+  /** The MTA went away (or the session ended): stop waiting for children. */
+  private mtaGone(): void {
+    for (const c of this.children) {
+      if (!c.alive) continue;
+      if (this.busy) c.close(); // a step is pending: drop the connection so it resolves now
+      else c.quit();
+    }
+    this.endMessage();
+  }
+
+  private answer(r: FinalReply): DecisionReply {
+    this.lastStatus = r.status === "continue" || r.status === "not-change" || r.status === "skip" ? "pass" : r.status;
+    switch (r.status) {
+      case "accept":
+        return Accept;
+      case "reject":
+        return r.replyCode !== undefined ? { type: "replycode", text: r.replyCode } : Reject;
+      case "temporary-failure":
+        return r.replyCode !== undefined ? { type: "replycode", text: r.replyCode } : Tempfail;
+      case "discard":
+        return Discard;
+      default:
+        return Continue;
+    }
+  }
+
+  private log(level: "warning" | "info" | "debug" | "statistics", text: string): void {
+    if (this.env.log.enabled(level)) this.env.log.write(level, `[${this.ctx.id}] ${text}`);
+  }
+}
+
+/** Back from a DecisionReply to a FinalReply (DATA emulation result). */
+function statusOf(r: DecisionReply): FinalReply {
+  switch (r.type) {
+    case "accept":
+      return { status: "accept" };
+    case "reject":
+      return { status: "reject" };
+    case "tempfail":
+      return { status: "temporary-failure" };
+    case "discard":
+      return { status: "discard" };
+    case "replycode":
+      return { status: r.text.startsWith("4") ? "temporary-failure" : "reject", replyCode: r.text };
+    default:
+      return { status: "continue" };
+  }
+}
+

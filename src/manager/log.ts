@@ -1,0 +1,26 @@
+// The manager's log seam. The engine only needs `enabled(level)` and `write(level, text)`; the
+// real log is src/runtime/log.ts's Logger (milter-manager's levels and `[<ISO time>]: …` lines,
+// statistics lines such as `[session][end][end-of-message][pass][0.0068](1)`, log file or
+// standard output, syslog), which has exactly that shape.
+import { Logger, type LogLevel as RuntimeLogLevel, parseLogLevel } from "../runtime/log.ts";
+import type { LogConfig } from "./config/schema.ts";
+
+export type LogLevel = Exclude<RuntimeLogLevel, "profile">;
+
+export interface ManagerLog {
+  enabled(level: LogLevel): boolean;
+  /** One line; callers check enabled() first when building the text is not free. */
+  write(level: LogLevel, text: string): void;
+}
+
+/** The log `log.*` asks for (throws the file system's error for an unusable log.path). */
+export function createLog(config: LogConfig): Logger {
+  return new Logger({
+    level: parseLogLevel(config.level),
+    path: config.path ?? undefined,
+    syslog: config.use_syslog ? { ident: "milter-manager", facility: config.syslog_facility } : undefined,
+  });
+}
+
+/** A log that drops everything (tests, tools). */
+export const SILENT_LOG: ManagerLog = { enabled: () => false, write() {} };
