@@ -1,0 +1,264 @@
+// One SMTP/LMTP client connection: connect with a time limit (and retries on
+// a reset), turn received bytes into replies, write with backpressure,
+// STARTTLS. Event-driven (no promise per reply): the dialogue is driven by
+// the owner's `reply`/`lost` callbacks (source.ts).
+import type { Socket, SocketHandler } from "bun";
+import { type Reply, ReplyParser, ReplySyntaxError } from "./reply.ts";
+
+/** The connection ended before the reply we waited for. */
+export class ConnectionLost extends Error {
+  constructor(message = "lost connection") {
+    super(message);
+    this.name = "ConnectionLost";
+  }
+}
+
+export class ReplyTimeout extends Error {
+  constructor(seconds: number) {
+    super(`timeout after ${seconds}s`);
+    this.name = "ReplyTimeout";
+  }
+}
+
+export class ConnectError extends Error {
+  constructor(public readonly code: string, message: string) {
+    super(message);
+    this.name = "ConnectError";
+  }
+}
+
+/** A resolved target: an IP literal or a unix path, ready for Bun.connect. */
+export type Endpoint = { kind: "inet"; address: string; port: number } | { kind: "unix"; path: string };
+
+export interface ConnectOptions {
+  timeoutMs: number;
+  /** Attempts when the server refuses (RST); -C of smtp-source. */
+  attempts: number;
+}
+
+export interface ConnectionEvents {
+  reply(r: Reply): void;
+  /** The connection closed or failed while we did not close it ourselves. */
+  lost(e: Error): void;
+}
+
+const ERRNO_TEXT: Record<string, string> = {
+  ECONNREFUSED: "Connection refused",
+  ENOENT: "No such file or directory",
+  EACCES: "Permission denied",
+  ETIMEDOUT: "Connection timed out",
+  EHOSTUNREACH: "No route to host",
+  ENETUNREACH: "Network is unreachable",
+  ECONNRESET: "Connection reset by peer",
+  EADDRNOTAVAIL: "Cannot assign requested address",
+  EAFNOSUPPORT: "Address family not supported by protocol",
+};
+
+function connectError(e: any): ConnectError {
+  const code = String(e?.code ?? e?.errno ?? "ERROR");
+  return new ConnectError(code, `connect: ${ERRNO_TEXT[code] ?? e?.message ?? code}`);
+}
+
+// One handler object for every plain client socket.
+const handlers: SocketHandler<SmtpConnection> = {
+  binaryType: "buffer",
+  data(s, d) {
+    if (!s.data.upgraded) s.data.onData(d as unknown as Buffer); // else: ciphertext after STARTTLS
+  },
+  drain(s) {
+    if (!s.data.upgraded) s.data.onDrain();
+  },
+  close(s) {
+    if (!s.data.upgraded) s.data.onClose();
+  },
+  end(s) {
+    if (!s.data.upgraded) s.data.onClose();
+  },
+  error(s, e) {
+    if (!s.data.upgraded) s.data.onClose(e);
+  },
+};
+
+// Handlers of the TLS socket after STARTTLS.
+const tlsHandlers: SocketHandler<SmtpConnection> = {
+  binaryType: "buffer",
+  data(s, d) { s.data.onData(d as unknown as Buffer); },
+  drain(s) { s.data.onDrain(); },
+  close(s) { s.data.onClose(); },
+  end(s) { s.data.onClose(); },
+  error(s, e) { s.data.onClose(e); },
+  handshake(s, ok, err) { s.data.onHandshake(ok, err); },
+};
+
+export class SmtpConnection {
+  sock!: Socket<SmtpConnection>;
+  upgraded = false;
+  /** performance.now() by which the awaited reply must arrive; 0 = nothing awaited. */
+  deadline = 0;
+  private readonly parser = new ReplyParser();
+  private readonly onParsed: (r: Reply) => void;
+  private closed = false;
+  private queue: Uint8Array[] = [];
+  private tlsDone: ((e?: Error) => void) | undefined;
+  /** Called for every reply line received (verbose mode). */
+  onReplyLine?: (line: string) => void;
+
+  private constructor(public events: ConnectionEvents, readonly timeoutMs: number) {
+    this.onParsed = (r) => {
+      if (this.onReplyLine) for (const l of r.lines) this.onReplyLine(l);
+      this.events.reply(r);
+    };
+  }
+
+  static async open(ep: Endpoint, o: ConnectOptions, events: ConnectionEvents): Promise<SmtpConnection> {
+    let lastErr: ConnectError | undefined;
+    for (let attempt = 1; attempt <= Math.max(1, o.attempts); attempt++) {
+      const c = new SmtpConnection(events, o.timeoutMs);
+      try {
+        await c.connect(ep);
+        return c;
+      } catch (e) {
+        lastErr = e instanceof ConnectError ? e : connectError(e);
+        if (lastErr.code !== "ECONNREFUSED") throw lastErr;
+      }
+    }
+    throw lastErr!;
+  }
+
+  private connect(ep: Endpoint): Promise<void> {
+    const opts: any = ep.kind === "unix"
+      ? { unix: ep.path, data: this, socket: handlers }
+      : { hostname: ep.address, port: ep.port, data: this, socket: handlers };
+    return new Promise<void>((resolve, reject) => {
+      let done = false;
+      const t = setTimeout(() => {
+        done = true;
+        reject(new ConnectError("ETIMEDOUT", "connect: Connection timed out"));
+      }, this.timeoutMs);
+      Bun.connect<SmtpConnection>(opts).then(
+        (sock) => {
+          clearTimeout(t);
+          if (done) {
+            this.closed = true;
+            sock.terminate();
+            return;
+          }
+          done = true;
+          this.sock = sock;
+          if (ep.kind === "inet") sock.setNoDelay(true);
+          resolve();
+        },
+        (e) => {
+          clearTimeout(t);
+          if (done) return;
+          done = true;
+          reject(connectError(e));
+        },
+      );
+    });
+  }
+
+  onData(d: Buffer): void {
+    if (this.closed) return;
+    try {
+      this.parser.push(d.toString("latin1"), this.onParsed);
+    } catch (e) {
+      this.fail(e instanceof ReplySyntaxError ? e : new ConnectionLost(String(e)));
+    }
+  }
+
+  onDrain(): void {
+    while (this.queue.length) {
+      const b = this.queue[0];
+      const n = this.sock.write(b);
+      if (n < 0) return;
+      if (n < b.length) {
+        this.queue[0] = b.subarray(n);
+        return;
+      }
+      this.queue.shift();
+    }
+  }
+
+  onClose(e?: Error): void {
+    if (this.closed) return;
+    this.fail(e ? new ConnectionLost(`lost connection (${e.message})`) : new ConnectionLost());
+  }
+
+  /** End the connection because of `e` and tell the owner. */
+  fail(e: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.deadline = 0;
+    try { this.sock?.terminate(); } catch {}
+    const t = this.tlsDone;
+    this.tlsDone = undefined;
+    if (t) t(e);
+    else this.events.lost(e);
+  }
+
+  /** Called by the owner's sweeper: fail the connection when a reply is overdue. */
+  checkDeadline(now: number): void {
+    if (this.deadline !== 0 && now > this.deadline) this.fail(new ReplyTimeout(this.timeoutMs / 1000));
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Write one protocol step; the buffer must not change until the reply to it arrives. */
+  write(buf: Uint8Array): void {
+    if (this.closed) return;
+    if (this.queue.length === 0) {
+      const n = this.sock.write(buf);
+      if (n === buf.length) return;
+      if (n < 0) return; // the close event reports it
+      buf = buf.subarray(n > 0 ? n : 0);
+    }
+    this.queue.push(buf);
+  }
+
+  /** Switch to TLS (after the server's 220 to STARTTLS); `done` gets an error if the handshake fails. */
+  startTls(serverName: string | undefined, done: (e?: Error) => void): void {
+    this.tlsDone = done;
+    this.upgraded = true;
+    try {
+      const [, tls] = (this.sock as any).upgradeTLS({
+        data: this,
+        tls: { rejectUnauthorized: false, ...(serverName ? { serverName } : {}) },
+        socket: tlsHandlers,
+      });
+      this.sock = tls;
+    } catch (e) {
+      this.fail(new ConnectionLost(`TLS: ${(e as Error).message}`));
+    }
+  }
+
+  onHandshake(ok: boolean, err: Error | null): void {
+    const done = this.tlsDone;
+    this.tlsDone = undefined;
+    if (!done) return;
+    // No certificate check (a load tool against test servers): a verification error is no failure.
+    const certOnly = !!err && /CERT|SIGNATURE|ISSUER|SELF_SIGNED|ALTNAME/i.test(String((err as any).code ?? ""));
+    if (ok || certOnly) done();
+    else {
+      this.closed = true;
+      try { this.sock.terminate(); } catch {}
+      done(new ConnectionLost(`TLS handshake failed: ${err?.message ?? "unknown error"}`));
+    }
+  }
+
+  /** Close both directions; no `lost` event follows. */
+  close(): void {
+    this.closed = true;
+    this.deadline = 0;
+    try { this.sock?.end(); } catch {}
+  }
+
+  /** Close abruptly (fatal stop); no `lost` event follows. */
+  abort(): void {
+    this.closed = true;
+    this.deadline = 0;
+    try { this.sock?.terminate(); } catch {}
+  }
+}

@@ -1,0 +1,40 @@
+import { describe, expect, test } from "bun:test";
+import { ehloKeywords, type Reply, ReplyParser, ReplySyntaxError, replyText } from "../../src/smtp/reply.ts";
+
+function parseAll(chunks: string[]): Reply[] {
+  const p = new ReplyParser();
+  const out: Reply[] = [];
+  for (const c of chunks) p.push(c, (r) => out.push(r));
+  return out;
+}
+
+describe("ReplyParser", () => {
+  const ehlo = "250-smtp-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 \r\n";
+  test("single and multi-line replies in one chunk", () => {
+    const rs = parseAll(["220 smtp-sink ESMTP\r\n" + ehlo + "354 go\r\n"]);
+    expect(rs.map((r) => r.code)).toEqual([220, 250, 354]);
+    expect(rs[1].lines).toEqual(["250-smtp-sink", "250-PIPELINING", "250-8BITMIME", "250 "]);
+    expect([...ehloKeywords(rs[1])]).toEqual(["PIPELINING", "8BITMIME"]);
+  });
+  test("any split of the byte stream gives the same replies", () => {
+    const text = "220 hi\r\n" + ehlo + "250 2.1.0 Ok\r\n550 5.1.1 no\n";
+    const whole = parseAll([text]);
+    for (let size = 1; size <= 7; size++) {
+      const chunks: string[] = [];
+      for (let i = 0; i < text.length; i += size) chunks.push(text.slice(i, i + size));
+      expect(parseAll(chunks)).toEqual(whole);
+    }
+    expect(whole.map((r) => r.code)).toEqual([220, 250, 250, 550]);
+  });
+  test("a bare code line and LF-only line ends", () => {
+    expect(parseAll(["250\n"])).toEqual([{ code: 250, lines: ["250"] }]);
+  });
+  test("malformed line throws with the line", () => {
+    expect(() => parseAll(["hello\r\n"])).toThrow(ReplySyntaxError);
+    expect(() => parseAll(["hello\r\n"])).toThrow('"hello"');
+  });
+  test("replyText joins continuation lines like Postfix prints them", () => {
+    expect(replyText({ code: 450, lines: ["450 4.3.0 Error: command failed"] })).toBe("450 4.3.0 Error: command failed");
+    expect(replyText({ code: 550, lines: ["550-first", "550 second"] })).toBe("550-first second");
+  });
+});
