@@ -49,6 +49,9 @@ export async function main(argv0: string, argv: string[]): Promise<ToolResult> {
 }
 
 if (import.meta.main) {
-  const code = await main(process.argv0, process.argv.slice(2));
+  // The manager's root helper that starts child milters (src/manager/launcher.ts), whatever argv says.
+  const code = process.env.MILTERKIT_LAUNCHER === "1"
+    ? await (await import("./manager/launcher.ts")).runLauncherProcess()
+    : await main(process.argv0, process.argv.slice(2));
   if (typeof code === "number") process.exit(code);
 }

@@ -6,6 +6,7 @@ import { isatty } from "node:tty";
 import { CliOptionError, managerCittyArgs, parseManagerArgv } from "../manager/config/cli.ts";
 import { ConfigError, loadEffectiveConfig, resolveConfigSource } from "../manager/config/load.ts";
 import { formatConfigToml } from "../manager/config/show.ts";
+import { notifyFailure } from "../runtime/daemon.ts";
 import { VERSION } from "../version.ts";
 import { UsageError } from "./run.ts";
 
@@ -42,6 +43,7 @@ const command = defineCommand({
     } catch (e) {
       if (e instanceof ConfigError) {
         process.stderr.write(`${NAME}: ${e.message}\n`);
+        notifyFailure(e.message); // a daemon child or worker: its starter prints the reason
         return 1;
       }
       throw e;

@@ -36,6 +36,10 @@ export class Child implements ChildView {
   lastStatus: string | undefined;
   /** Why the child left the session, for the log. */
   failure: string | undefined;
+  /** Stage of the last answer (or failure), and when the child was created / left: statistics line. */
+  lastStage = "negotiate";
+  readonly startedAt = performance.now();
+  endedAt: number | undefined;
 
   constructor(config: MilterConfig, offer: OptionWords) {
     this.name = config.name;
@@ -79,6 +83,7 @@ export class Child implements ChildView {
   /** QUIT: the child leaves the SMTP session. */
   quit(): void {
     if (!this.alive) return;
+    this.endedAt ??= performance.now();
     this.alive = false;
     this.processing = false;
     this.inTransaction = false;
@@ -87,6 +92,7 @@ export class Child implements ChildView {
 
   /** A step failed: the connection is gone; the child counts as having answered its fallback status. */
   expire(outcome: FailureOutcome): ChildDecision {
+    this.endedAt ??= performance.now();
     this.alive = false;
     this.processing = false;
     this.inTransaction = false;
@@ -97,6 +103,7 @@ export class Child implements ChildView {
 
   /** Drop the connection without QUIT (session over, MTA gone). */
   close(): void {
+    this.endedAt ??= performance.now();
     this.alive = false;
     this.processing = false;
     this.client.close();
@@ -108,14 +115,32 @@ export class Child implements ChildView {
       ? { status: outcome.status, replyText: outcome.reply?.text }
       : this.expire(outcome);
     this.lastStatus = realStatus(d);
+    this.lastStage = outcome.stage;
     return d;
   }
 }
 
-/** Open every child (connect + OPTNEG) in parallel; each within its connection_timeout overall. */
-export async function openChildren(configs: readonly MilterConfig[], offer: OptionWords): Promise<{ ready: Child[]; failed: Child[] }> {
+/**
+ * Open every child (connect + OPTNEG) in parallel; each within its connection_timeout overall.
+ * `unreachable`: a child could not be connected — after it resolves true (the launcher started
+ * the child's command, launcher.ts), the child is tried once more.
+ */
+export async function openChildren(
+  configs: readonly MilterConfig[],
+  offer: OptionWords,
+  unreachable?: (config: MilterConfig) => Promise<boolean>,
+): Promise<{ ready: Child[]; failed: Child[] }> {
   const children = configs.map((c) => new Child(c, offer));
-  await Promise.all(children.map(openOne));
+  await Promise.all(
+    children.map(async (child, i) => {
+      await openOne(child);
+      if (child.alive || !unreachable || child.client.lastFailure?.status !== "connection-error") return;
+      if (!(await unreachable(child.config))) return;
+      const again = new Child(child.config, offer);
+      await openOne(again);
+      children[i] = again;
+    }),
+  );
   return { ready: children.filter((c) => c.alive), failed: children.filter((c) => !c.alive) };
 }
 
@@ -128,15 +153,18 @@ async function openOne(child: Child): Promise<void> {
   clearTimeout(timer);
   if (outcome === "late") {
     child.client.close();
+    child.endedAt = performance.now();
     child.failure = `timeout (connection timeout) at negotiate: no negotiation within ${limit / 1000} s`;
     return;
   }
   if (!outcome.ok) {
+    child.endedAt = performance.now();
     child.failure = `${outcome.status}${outcome.timer ? ` (${outcome.timer} timeout)` : ""} at negotiate: ${outcome.detail}`;
     return;
   }
   child.negotiated = outcome.negotiated;
   child.alive = true;
+  child.lastStage = "negotiate";
 }
 
 /** Start a step nobody waits for (abort, quit: no reply). Only called when no step is pending. */

@@ -1,17 +1,19 @@
 // The manager's entry point, called by src/cli/manager.ts once the configuration is loaded:
 // listen on manager.connection_spec with the milter-side server and run one Leader per MTA
-// connection. Foreground only for now: daemonizing, privilege dropping, pid file, workers and
-// syslog are a later issue — startManager is the seam where they go (between loading and
-// startEngine, and around the signal handling below).
+// connection (startEngine). Everything around it — daemon mode, privilege drop, pid file,
+// workers, signals, reload, limits, the process launcher — is in server.ts (startManager).
 import type { LoadedConfig } from "./config/load.ts";
-import type { FallbackStatus, ManagerConfig } from "./config/schema.ts";
+import type { FallbackStatus, ManagerConfig, MilterConfig } from "./config/schema.ts";
+import { createConditions } from "./conditions/registry.ts";
 import { Leader, type LeaderEnv } from "./leader.ts";
 import { createLog, type ManagerLog } from "./log.ts";
 import type { Conditions } from "./stop-hook.ts";
+import { gated } from "./gate.ts";
+import type { ConnectionGate } from "../runtime/limits.ts";
+import { milterEndLine, sessionDisconnectedLine, sessionEndLine, sessionsFinishedLine } from "../runtime/statistics.ts";
 import { Accept, Discard, Reject, serveMilter, Tempfail } from "../milter-side/index.ts";
 import type { DecisionReply } from "../milter/index.ts";
-import { ListenError } from "../net/listener.ts";
-import { type ConnectionSpec, formatSpec, SpecError } from "../net/spec.ts";
+import type { ConnectionSpec } from "../net/spec.ts";
 
 export interface ManagerStartup {
   /** The effective configuration (files + command-line overrides) and what the log should say about it. */
@@ -26,7 +28,7 @@ export interface ManagerStartup {
 
 export interface EngineOptions {
   log?: ManagerLog;
-  /** Applicable conditions (a later issue); default: no child is ever stopped. */
+  /** Applicable conditions; default: those the configuration's milters name (conditions/registry.ts), rebuilt by setConfig. */
   conditions?: Conditions;
   /** Body bytes kept in memory per message before spilling to a temporary file. Default 5 MiB. */
   bodySpillThreshold?: number;
@@ -34,6 +36,15 @@ export interface EngineOptions {
   tmpDir?: string;
   /** Close an MTA session that sends nothing for this long (default: libmilter's 7210 s). */
   idleTimeoutMs?: number;
+  /**
+   * manager.max_connections: sessions beyond the gate's limit wait at negotiation (gate.ts). Only
+   * sessions started while a limit is set are counted (none pay for the gate without one).
+   */
+  gate?: ConnectionGate;
+  /** TCP: SO_REUSEPORT, for worker processes sharing the port (server.ts). */
+  reusePort?: boolean;
+  /** A child could not be connected at negotiation: start it (launcher.ts) and answer whether to retry once. */
+  unreachable?: (milter: MilterConfig) => Promise<boolean>;
 }
 
 export interface ManagerServer {
@@ -58,24 +69,30 @@ const FALLBACK_REPLY: Record<FallbackStatus, DecisionReply> = {
 /** Listen for MTAs and serve every connection with a Leader. Rejects with SpecError or ListenError. */
 export async function startEngine(config: ManagerConfig, options: EngineOptions = {}): Promise<ManagerServer> {
   const log = options.log ?? createLog(config.log);
-  const finishedLine = (n: number) => `[sessions][finished] ${n}(+1) ${server.sessions}`;
+  const finishedLine = (n: number) => sessionsFinishedLine(n, 1, server.sessions);
   let total = 0;
   let env = makeEnv(config);
   function makeEnv(c: ManagerConfig): LeaderEnv {
     return {
       config: c,
       log,
-      conditions: options.conditions,
+      conditions: options.conditions ?? createConditions(c, { log, sessions: () => server.sessions }),
       bodySpillThreshold: options.bodySpillThreshold,
       tmpDir: options.tmpDir,
+      unreachable: options.unreachable,
       onSessionEnd(s) {
         if (!log.enabled("statistics")) return;
-        log.write("statistics", `[session][end][${s.stage}][${s.status}][${(s.elapsedMs / 1000).toFixed(6)}](${s.id})`);
+        if (s.end.reason === "disconnected") log.write("statistics", sessionDisconnectedLine(s.id, s.elapsedMs));
+        log.write("statistics", sessionEndLine(s.id, s.stage, s.status, s.elapsedMs));
+      },
+      onChildEnd(s) {
+        if (log.enabled("statistics")) log.write("statistics", milterEndLine(s.id, s.name, s.stage, s.status, s.elapsedMs));
       },
     };
   }
   const m = config.manager;
-  const server = await serveMilter(config.manager.connection_spec, (ctx) => new Leader(env, ctx), {
+  const gate = options.gate;
+  const server = await serveMilter(config.manager.connection_spec, (ctx) => (gate?.limited ? gated(new Leader(env, ctx), gate) : new Leader(env, ctx)), {
     idleTimeoutMs: options.idleTimeoutMs,
     // An internal error (e.g. the body spill file cannot be written) gets manager.fallback_status.
     handlerErrorReply: FALLBACK_REPLY[m.fallback_status],
@@ -84,6 +101,7 @@ export async function startEngine(config: ManagerConfig, options: EngineOptions 
       group: m.unix_socket_group ?? undefined,
       removeOnCreate: m.remove_unix_socket_on_create,
       removeOnClose: m.remove_unix_socket_on_close,
+      reusePort: options.reusePort,
     },
     onError(e) {
       const level = e.kind === "disconnected" ? "info" : e.kind === "handler" || e.kind === "connection" ? "error" : "warning";
@@ -108,67 +126,11 @@ export async function startEngine(config: ManagerConfig, options: EngineOptions 
 }
 
 /**
- * Start the manager in the foreground. Returns an exit code on a start-up failure, undefined
- * while it serves. SIGINT/SIGTERM stop it gracefully (a second signal exits at once); SIGHUP
- * reloads the configuration for new sessions (the listening socket stays).
+ * Run the manager: foreground or daemon, workers, privilege drop, signals (server.ts). Returns an
+ * exit code on a start-up failure (or 0 in the process that started a daemon), undefined while it
+ * serves.
  */
 export async function startManager(startup: ManagerStartup): Promise<number | undefined> {
-  const { config } = startup.loaded;
-  let log: ReturnType<typeof createLog>;
-  try {
-    log = createLog(config.log);
-  } catch (e) {
-    process.stderr.write(`milter-manager: cannot open log file ${config.log.path}: ${(e as Error).message}\n`);
-    return 1;
-  }
-  const say = (text: string) => (log.enabled("message") ? log.write("message", text) : process.stderr.write(`milter-manager: ${text}\n`));
-  const exit = (code: number) => {
-    log.flush();
-    process.exit(code);
-  };
-  for (const note of startup.loaded.notes) say(note);
-  if (config.manager.daemon) say("daemon mode is not available yet: staying in the foreground");
-
-  // Signals first, so a signal during start-up is not lost (milter-manager #152).
-  let server: ManagerServer | undefined;
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) exit(1);
-    stopping = true;
-    say(`${signal}: stopping`);
-    if (!server) exit(0);
-    void server!.close({ waitMs: 10_000 }).finally(() => exit(0));
-  };
-  process.on("SIGINT", () => stop("SIGINT"));
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGHUP", () => {
-    startup.reload().then(
-      (loaded) => {
-        for (const note of loaded.notes) say(note);
-        server?.setConfig(loaded.config);
-        say(`configuration reloaded: ${describeMilters(loaded.config)}`);
-      },
-      (e) => say(`reload failed, keeping the old configuration: ${(e as Error).message}`),
-    );
-  });
-
-  try {
-    server = await startEngine(config, { log });
-  } catch (e) {
-    if (e instanceof ListenError || e instanceof SpecError) {
-      log.flush();
-      process.stderr.write(`milter-manager: ${e.message}\n`);
-      return 1;
-    }
-    throw e;
-  }
-  say(`listening on ${formatSpec(server.spec)}: ${describeMilters(config)}`);
-  if (stopping) void server.close().finally(() => exit(0));
-  return undefined;
-}
-
-function describeMilters(config: ManagerConfig): string {
-  const enabled = config.milters.filter((m) => m.enabled);
-  if (enabled.length === 0) return "no milter configured, every session gets manager.fallback_status";
-  return `milters ${enabled.map((m) => `${m.name} (${m.connection_spec})`).join(", ")}`;
+  const { runManager } = await import("./server.ts");
+  return runManager(startup);
 }

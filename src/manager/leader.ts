@@ -9,7 +9,7 @@
 // combined reject/tempfail at MAIL or DATA, or a discard anywhere, aborts every child's message.
 // A child that fails (timeout, closed, protocol error) counts as its fallback_status and is
 // dropped; the session goes on with the others (§2.7).
-import type { FallbackStatus, ManagerConfig } from "./config/schema.ts";
+import type { FallbackStatus, ManagerConfig, MilterConfig } from "./config/schema.ts";
 import { Child, openChildren } from "./children.ts";
 import type { ManagerLog } from "./log.ts";
 import {
@@ -55,12 +55,16 @@ import type { ClientAddress, StepOutcome } from "../mta-side/index.ts";
 export interface LeaderEnv {
   config: ManagerConfig;
   log: ManagerLog;
-  /** Applicable conditions (a later issue); undefined = no child is ever stopped. */
+  /** Applicable conditions (conditions/registry.ts); undefined = no child is ever stopped. */
   conditions?: Conditions;
   /** Body bytes kept in memory before spilling to a temporary file (default 5 MiB). */
   bodySpillThreshold?: number;
   /** Directory for body spill files (default os.tmpdir()). */
   tmpDir?: string;
+  /** A child could not be connected at negotiation: may it be started (launcher.ts) and tried once more? */
+  unreachable?: (milter: MilterConfig) => Promise<boolean>;
+  /** A child's part in the session is over (statistics `[milter][end]` line); reported at the session end. */
+  onChildEnd?(info: { id: number; name: string; stage: string; status: string; elapsedMs: number }): void;
   /** A session ended: its last stage and the status the MTA got last. */
   onSessionEnd?(info: { id: number; stage: StageName; status: string; elapsedMs: number; end: SessionEnd }): void;
 }
@@ -69,6 +73,8 @@ type FanOutStage = "connect" | "helo" | "envelope-from" | "envelope-recipient" |
 
 export class Leader implements MilterHandler {
   private children: Child[] = [];
+  /** Every child of the session, also those that failed to negotiate or belonged to an SMTP session before `K`. */
+  private everyChild: Child[] = [];
   /** Set when a child that could not be negotiated has a refusing fallback: every command gets it (§2.3 step 7). */
   private fatalFallback: FallbackStatus | undefined;
   private offer: OptionWords = { version: 6, actions: 0, protocol: 0 };
@@ -231,7 +237,8 @@ export class Leader implements MilterHandler {
   private async openAll(): Promise<void> {
     const configs = this.env.config.milters.filter((m) => m.enabled);
     if (configs.length === 0) return;
-    const { ready, failed } = await openChildren(configs, this.offer);
+    const { ready, failed } = await openChildren(configs, this.offer, this.env.unreachable);
+    if (this.env.onChildEnd) this.everyChild.push(...ready, ...failed);
     this.children = ready;
     for (const c of failed) {
       this.log("warning", `milter ${c.name} (${c.config.connection_spec}) is not available, counted as ${c.config.fallback_status}: ${c.failure}`);
@@ -250,6 +257,13 @@ export class Leader implements MilterHandler {
     this.endMessage();
     this.notify("quit", this.children);
     for (const c of this.children) c.quit(); // no-op for children already gone
+    if (this.env.onChildEnd) {
+      const now = performance.now();
+      for (const c of this.everyChild) {
+        const status = c.failure !== undefined ? "error" : (c.lastStatus ?? "pass");
+        this.env.onChildEnd({ id: ctx.id, name: c.name, stage: c.lastStage, status, elapsedMs: (c.endedAt ?? now) - c.startedAt });
+      }
+    }
     this.env.onSessionEnd?.({ id: ctx.id, stage: this.lastStage, status: this.lastStatus, elapsedMs: performance.now() - this.startedAt, end });
   }
 
@@ -418,6 +432,7 @@ export class Leader implements MilterHandler {
         body: { spillThreshold: this.env.bodySpillThreshold, tmpDir: this.env.tmpDir },
         stop: this.env.conditions ? (child, event, onAdd) => this.stopFor(child, event, onAdd) : undefined,
         log: (level, text) => this.log(level, text),
+        tag: this.ctx.id,
       },
       queue,
       this.children,
@@ -498,7 +513,8 @@ export class Leader implements MilterHandler {
   }
 
   private log(level: "warning" | "info" | "debug" | "statistics", text: string): void {
-    if (this.env.log.enabled(level)) this.env.log.write(level, `[${this.ctx.id}] ${text}`);
+    // Statistics lines carry the tag in their own place (runtime/statistics.ts), as log analyzers expect.
+    if (this.env.log.enabled(level)) this.env.log.write(level, level === "statistics" ? text : `[${this.ctx.id}] ${text}`);
   }
 }
 

@@ -17,6 +17,7 @@ import type { Child } from "./children.ts";
 import { addLeadingSpace, diffHeaders, type Header, HeaderList, stripLeadingSpace } from "./headers.ts";
 import { type ChildAnswer, childAnswer, type FinalReply, isRefusal, realStatus, StageReply } from "./merge.ts";
 import { type StopEvent, withMacros } from "./stop-hook.ts";
+import { headerAddLine } from "../runtime/statistics.ts";
 
 export interface PipelineEnv {
   /** HDR_LEADSPC was agreed with the MTA: header values keep their leading space in the message. */
@@ -26,8 +27,10 @@ export interface PipelineEnv {
   body: BodyBufferOptions;
   /** Applicable conditions: should this child be stopped for this event? Macros they add for it go to onAdd. Undefined = never. */
   stop: ((child: Child, event: StopEvent, onAdd: (name: string, value: string) => void) => boolean | Promise<boolean>) | undefined;
-  /** A log line about this message (the leader adds the session tag). */
+  /** A log line about this message (the leader adds the session tag, except to statistics lines). */
   log(level: "warning" | "info" | "debug" | "statistics", text: string): void;
+  /** The session tag, for statistics lines. */
+  tag?: number;
 }
 
 /** How one child's answer moves the pipeline. */
@@ -311,7 +314,7 @@ export class MessagePipeline {
   }
 
   private logHeader(child: Child, name: string, value: string): void {
-    this.env.log("statistics", `[milter][header][add]: <${name}>=<${value}>: ${child.name}`);
+    this.env.log("statistics", headerAddLine(this.env.tag ?? 0, name, value, child.name));
   }
 
   /** Everything the MTA must do to the message, in one list: headers, sender, recipients, body, quarantine. */

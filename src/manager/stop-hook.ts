@@ -9,8 +9,8 @@
 // There is no stop for unknown, abort and quit; abort (by the MTA) and quit are notifications.
 // A hook that throws (or rejects) counts as "no". A condition may also add macros for the child at
 // the current stage (context.addMacro): they go with that stage's command to that child only.
-// The conditions themselves (S25R, Remote Network, …) are a later issue; they get everything
-// they need from the context, including a per-transaction store shared by all children.
+// The conditions themselves (built-ins, restrict_accounts rules, the configuration's own) are in
+// conditions/: registry.ts createConditions builds this hook from the configuration (index.ts).
 import { type ConnectCommand, type MacroContext, type Macros, macroKey, macroWireName } from "../milter/index.ts";
 
 export type StopStage =

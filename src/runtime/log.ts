@@ -63,10 +63,8 @@ export function isoTimeMicro(epochMs = performance.timeOrigin + performance.now(
   return `${iso.slice(0, -1)}${String(micro).padStart(3, "0")}Z`;
 }
 
-/** milter-manager's statistics content for finished sessions: `[sessions][finished] <total>(+<n>) <processing>`. */
-export function sessionsFinishedLine(total: number, delta: number, processing: number): string {
-  return `[sessions][finished] ${total}(+${delta}) ${processing}`;
-}
+/** milter-manager's statistics lines (`[sessions][finished] <total>(+<n>) <processing>` and the others). */
+export { sessionsFinishedLine } from "./statistics.ts";
 
 export interface LoggerOptions {
   /** Level mask (parseLogLevel); default LEVEL_DEFAULT. */
@@ -81,27 +79,73 @@ export interface LoggerOptions {
 
 export class Logger {
   level: number;
-  readonly path: string | undefined;
+  private _path: string | undefined;
   private out: FdWriter;
+  private readonly stdout: FdWriter | undefined;
   private fileFd: number | undefined;
   private syslog: Syslog | undefined;
+  private syslogKey = "";
 
   /** Opens the log file (append) and syslog; throws the fs error for an unusable path. */
   constructor(o: LoggerOptions = {}) {
     this.level = o.level ?? LEVEL_DEFAULT;
-    this.path = o.path === "-" ? undefined : o.path;
-    if (this.path !== undefined) {
-      this.fileFd = openAppend(this.path);
+    this._path = o.path === "-" ? undefined : o.path;
+    this.stdout = o.stdout;
+    if (this._path !== undefined) {
+      this.fileFd = openAppend(this._path);
       this.out = new FdWriter(this.fileFd);
     } else {
       this.out = o.stdout ?? new FdWriter(1);
     }
-    if (o.syslog) {
-      this.syslog = new Syslog(o.syslog);
-      if (!this.syslog.available) {
-        this.write("warning", `syslog unavailable (${this.syslog.failure}); logging to ${this.path ?? "stdout"} only`);
+    this.openSyslog(o.syslog);
+  }
+
+  /** The log file; undefined = standard output. */
+  get path(): string | undefined {
+    return this._path;
+  }
+
+  private openSyslog(o: LoggerOptions["syslog"]): void {
+    this.syslogKey = o ? `${o.ident}\0${o.facility ?? ""}\0${o.path ?? ""}` : "";
+    if (!o) return;
+    this.syslog = new Syslog(o);
+    if (!this.syslog.available) {
+      this.write("warning", `syslog unavailable (${this.syslog.failure}); logging to ${this._path ?? "stdout"} only`);
+    }
+  }
+
+  /**
+   * Apply a new level, path and syslog setting (configuration reload). The
+   * new log file is opened first: if that fails the old destination stays,
+   * the failure is logged there and thrown.
+   */
+  reconfigure(o: LoggerOptions): void {
+    const path = o.path === "-" ? undefined : o.path;
+    if (path !== this._path) {
+      const fd = path !== undefined ? openAppend(path) : undefined;
+      this.out.flush();
+      const oldFd = this.fileFd;
+      const oldOut = this.out;
+      this.fileFd = fd;
+      this._path = path;
+      if (fd !== undefined) {
+        if (oldFd !== undefined) oldOut.fd = fd; // keep the writer (and what it still queues)
+        else this.out = new FdWriter(fd);
+      } else {
+        this.out = this.stdout ?? new FdWriter(1);
+      }
+      if (oldFd !== undefined) {
+        if (fd === undefined) void oldOut.drain().then(() => closeFd(oldFd));
+        else closeFd(oldFd);
       }
     }
+    const key = o.syslog ? `${o.syslog.ident}\0${o.syslog.facility ?? ""}\0${o.syslog.path ?? ""}` : "";
+    if (key !== this.syslogKey) {
+      this.syslog?.close();
+      this.syslog = undefined;
+      this.openSyslog(o.syslog);
+    }
+    if (o.level !== undefined) this.level = o.level;
   }
 
   enabled(level: LogLevel): boolean {
@@ -131,12 +175,12 @@ export class Logger {
 
   /** Reopen the log file (log rotation, SIGUSR1). Keeps the old fd if the new open fails and says so. */
   reopen(): void {
-    if (this.path === undefined || this.fileFd === undefined) return;
+    if (this._path === undefined || this.fileFd === undefined) return;
     let fd: number;
     try {
-      fd = openAppend(this.path);
+      fd = openAppend(this._path);
     } catch (e) {
-      this.error(`cannot reopen log file ${this.path}: ${(e as Error).message}`);
+      this.error(`cannot reopen log file ${this._path}: ${(e as Error).message}`);
       return;
     }
     this.out.flush();

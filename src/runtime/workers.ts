@@ -52,6 +52,14 @@ export interface WorkerPoolOptions {
   /** Delay before restarting a worker that died (default 1000 ms). */
   restartDelayMs?: number;
   log?: (level: "error" | "warning" | "info", msg: string) => void;
+  /**
+   * Signal that asks a worker to stop (default SIGTERM). The manager uses SIGUSR2: its workers
+   * may get SIGTERM/SIGINT from elsewhere as well (systemd's control group, Ctrl-C to the
+   * process group), and one stop request must not count as a second, "exit at once" one.
+   */
+  stopSignal?: NodeJS.Signals;
+  /** Put each worker in its own session (setsid), out of reach of the terminal's Ctrl-C. */
+  detached?: boolean;
 }
 
 interface Slot {
@@ -87,6 +95,7 @@ export class WorkerPool {
       argv0: process.argv0,
       env: { ...process.env, [WORKER_ENV]: String(slot.index), [WORKER_SPEC_ENV]: formatSpec(this.o.spec), [READY_ENV]: "3" },
       stdio: ["ignore", "inherit", "inherit", "pipe"],
+      detached: this.o.detached,
       onExit: (_p, code, signal): void => this.exited(slot, proc, code, signal === null ? null : String(signal)),
     });
     slot.proc = proc;
@@ -108,14 +117,14 @@ export class WorkerPool {
     this.timers.add(t);
   }
 
-  /** SIGTERM every worker, SIGKILL those still there after graceMs. */
+  /** Ask every worker to stop (stopSignal), SIGKILL those still there after graceMs. */
   async stop(graceMs = 5000): Promise<void> {
     this.stopping = true;
     for (const t of this.timers) clearTimeout(t);
     const procs = this.slots.map((s) => s.proc).filter((p): p is Subprocess => p !== undefined);
     for (const p of procs) {
       try {
-        p.kill("SIGTERM");
+        p.kill(this.o.stopSignal ?? "SIGTERM");
       } catch {}
     }
     let timer: Timer | undefined;
@@ -129,4 +138,19 @@ export class WorkerPool {
       }
     }
   }
+}
+
+/**
+ * In a worker: call `onGone` once when the supervisor is gone (we were re-parented, e.g. it was
+ * SIGKILLed), so a worker never serves on alone. Checks every intervalMs; does not keep the process alive.
+ */
+export function watchSupervisor(onGone: () => void, intervalMs = 1000): () => void {
+  const supervisor = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid === supervisor) return;
+    clearInterval(timer);
+    onGone();
+  }, intervalMs);
+  timer.unref?.();
+  return () => clearInterval(timer);
 }

@@ -33,7 +33,8 @@ async function startManager(config: object): Promise<Running> {
   const file = join(dir, `config-${Math.random().toString(36).slice(2)}.json`);
   writeFileSync(file, JSON.stringify(config));
   const port = freePort();
-  const proc = Bun.spawn([process.execPath, MAIN, "manager", "--config", file, "--no-daemon", "-s", `inet:${port}@127.0.0.1`], {
+  // -u root: started as root the manager would switch to nobody, who cannot reach the children's sockets here.
+  const proc = Bun.spawn([process.execPath, MAIN, "manager", "--config", file, "--no-daemon", "-s", `inet:${port}@127.0.0.1`, "-u", "root"], {
     stdout: "pipe",
     stderr: "pipe",
     env: { ...process.env, NO_COLOR: "1" },

@@ -4,8 +4,11 @@
 // exports below are offered through a Bun.plugin virtual module (bun.md §4):
 //   import { defineConfig, z } from "milterkit";
 //   export default defineConfig({ manager: { connection_spec: "inet:10025@[127.0.0.1]" } });
-// To offer more (e.g. `defineCondition`), add it to MILTERKIT_MODULE and to milterkit-module.d.ts.
+//   import { defineConfig, defineCondition, restrictAccounts } from "milterkit"; (conditions/api.ts)
+// To offer more, add it to MILTERKIT_MODULE and to milterkit-module.d.ts.
 import { z } from "zod";
+import { defineCondition } from "../conditions/api.ts";
+import { restrictAccounts, restrictAccountsByList } from "../conditions/restrict-accounts.ts";
 import type { ConfigInput } from "./schema.ts";
 
 /** Identity function that gives a configuration object its type (and editor completion). */
@@ -16,6 +19,9 @@ export function defineConfig(config: ConfigInput): ConfigInput {
 /** The exports of the virtual module "milterkit". */
 export const MILTERKIT_MODULE: Record<string, unknown> = {
   defineConfig,
+  defineCondition,
+  restrictAccounts,
+  restrictAccountsByList,
   z,
 };
 

@@ -10,6 +10,7 @@ import { registerMilterkitModule } from "./define.ts";
 import { type ItemPath, LineMap, parseJsonWithLines, SourceSyntaxError, tomlErrorLine, tomlLines } from "./locate.ts";
 import {
   BUILTIN_CONDITION_NAMES,
+  ConditionSchema,
   type ConfigFileContent,
   ConfigFileSchema,
   defaultConfig,
@@ -89,6 +90,11 @@ export function itemKey(...path: string[]): string {
 /** Origin key of a milter (no item: where it was first defined) or of one of its items. */
 export function milterKey(name: string, item?: keyof MilterConfig): string {
   return `milters[${JSON.stringify(name)}]${item === undefined ? "" : `.${item}`}`;
+}
+
+/** Origin key of a condition written in the configuration (`conditions[...]`). */
+export function conditionKey(name: string): string {
+  return `conditions[${JSON.stringify(name)}]`;
 }
 
 /** `default`, `/etc/milterkit/milterkit.config.toml:12`, `command line (--pid-file)`. */
@@ -255,7 +261,10 @@ function dotPath(path: ItemPath): string {
 
 /** Every item and section name, for "did you mean" hints on unknown keys. */
 const KNOWN_NAMES: string[] = (() => {
-  const names = new Set<string>(["milters", "applicable_conditions", "name", "zone", "accounts", ...MILTER_ITEMS]);
+  const names = new Set<string>([
+    "milters", "applicable_conditions", "conditions", "name", "zone", "accounts", ...MILTER_ITEMS,
+    ...Object.keys(ConditionSchema.shape),
+  ]);
   const walk = (o: object) => {
     for (const [k, v] of Object.entries(o)) {
       names.add(k);
@@ -360,6 +369,14 @@ function applyLayer(config: ManagerConfig, origins: ConfigOrigins, layer: Layer)
       origins.set(itemKey("applicable_conditions", c, k), at(["applicable_conditions", c, k]));
     }
   }
+  // Conditions hold functions: kept as they are (not cloned); a later file's condition of the same
+  // name replaces the earlier one in place, a new name is appended.
+  (content.conditions ?? []).forEach((c, i) => {
+    const j = config.conditions.findIndex((x) => x.name === c.name);
+    if (j >= 0) config.conditions[j] = c;
+    else config.conditions.push(c);
+    origins.set(conditionKey(c.name), at(["conditions", i]));
+  });
   (content.milters ?? []).forEach((m, i) => {
     let target = config.milters.find((x) => x.name === m.name);
     if (!target) {
@@ -381,7 +398,7 @@ function checkMerged(config: ManagerConfig, origins: ConfigOrigins): void {
   const problems: string[] = [];
   const where = (key: string) => formatOrigin(origins.get(key));
   const rules = config.applicable_conditions.restrict_accounts;
-  const known = new Set<string>([...BUILTIN_CONDITION_NAMES, ...rules.map((r) => r.name)]);
+  const known = new Set<string>([...BUILTIN_CONDITION_NAMES, ...rules.map((r) => r.name), ...config.conditions.map((c) => c.name)]);
   const milterNames = new Set(config.milters.map((m) => m.name));
 
   for (const m of config.milters) {
@@ -407,6 +424,13 @@ function checkMerged(config: ManagerConfig, origins: ConfigOrigins): void {
         problems.push(`✖ restrict_accounts rule "${r.name}" names unknown milter "${name}"\n  → at applicable_conditions.restrict_accounts, ${rulesAt}`);
       }
     }
+  }
+  const ruleNames = new Set(rules.map((r) => r.name));
+  for (const c of config.conditions) {
+    const clash = (BUILTIN_CONDITION_NAMES as readonly string[]).includes(c.name)
+      ? "a built-in condition"
+      : ruleNames.has(c.name) ? "a restrict_accounts rule" : undefined;
+    if (clash) problems.push(`✖ condition name "${c.name}" is the name of ${clash}\n  → at conditions, ${where(conditionKey(c.name))}`);
   }
   if (problems.length > 0) throw new ConfigError(`invalid configuration\n${problems.join("\n")}`);
 }

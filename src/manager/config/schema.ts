@@ -11,6 +11,7 @@
 import { isIPv4, isIPv6 } from "node:net";
 import { z } from "zod";
 import { parseSpec } from "../../net/spec.ts";
+import type { ConditionDefinition } from "../conditions/api.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Value vocabularies
@@ -204,8 +205,12 @@ export interface DnsblService {
 export interface DnsblSettings {
   /** Zones queried in parallel; the first positive answer wins. Default: the stock four. */
   services: DnsblService[];
-  /** Name server addresses; [] = the system resolver. Default []. */
+  /** Name server addresses, optionally with a port ("127.0.0.1:5353", "[::1]:5353"); [] = the system resolver. Default []. */
   name_servers: string[];
+  /** Seconds a lookup may take; a slower or failing resolver counts as "not listed". Default 5. */
+  timeout: number;
+  /** Seconds answers are cached at most (positive answers also follow their DNS TTL); 0 = no cache. Default 300. */
+  cache_ttl: number;
 }
 
 /** One `restrict_accounts` rule: defines the condition `name` and attaches it to `milters`. */
@@ -236,11 +241,13 @@ export interface ManagerConfig {
   manager: ManagerSection;
   controller: ControllerConfig;
   applicable_conditions: ConditionSettings;
+  /** Applicable conditions written in a `.ts`/`.js` configuration (defineCondition). Default []. */
+  conditions: ConditionDefinition[];
   /** Child milters in the order they are asked. */
   milters: MilterConfig[];
 }
 
-/** The sections holding plain items (everything but `milters` and `applicable_conditions`). */
+/** The sections holding plain items (everything but `milters`, `applicable_conditions` and `conditions`). */
 export type ItemSection = "security" | "log" | "manager" | "controller";
 export const ITEM_SECTIONS: readonly ItemSection[] = ["security", "log", "manager", "controller"];
 export type ConditionSettingName = keyof ConditionSettings;
@@ -303,9 +310,12 @@ const DEFAULTS: ManagerConfig = {
         { zone: "b.barracudacentral.org", expected_answer: "127.0.0.2" },
       ],
       name_servers: [],
+      timeout: 5,
+      cache_ttl: 300,
     },
     restrict_accounts: [],
   },
+  conditions: [],
   milters: [],
 };
 
@@ -463,7 +473,16 @@ function cidr(family?: 4) {
 const dnsName = z.string().regex(/^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9])?)*\.?$/, {
   error: "must be a DNS zone name such as zen.spamhaus.org",
 });
-const ipAddress = z.string().refine((a) => isIPv4(a) || isIPv6(a), { error: "must be an IPv4 or IPv6 address" });
+/** "192.0.2.53", "2001:db8::53", or with a port: "192.0.2.53:5353", "[2001:db8::53]:5353". */
+export function isNameServer(text: string): boolean {
+  if (isIPv4(text) || isIPv6(text)) return true;
+  const m = /^(?:\[([^\]]+)\]|([0-9.]+)):([0-9]{1,5})$/.exec(text);
+  if (!m || Number(m[3]) < 1 || Number(m[3]) > 65535) return false;
+  return m[1] !== undefined ? isIPv6(m[1]) : isIPv4(m[2]);
+}
+const nameServer = z.string().refine(isNameServer, {
+  error: 'must be an IPv4 or IPv6 address, optionally with a port ("127.0.0.1:5353", "[::1]:5353")',
+});
 
 // ---------------------------------------------------------------------------------------------
 // Section schemas (every item required: the effective configuration)
@@ -537,7 +556,12 @@ const StressSchema = z.strictObject({
   threshold_n_connections: z.union([z.literal("auto"), count], { error: 'must be "auto" or a non-negative integer' }),
 });
 const DnsblServiceSchema = z.strictObject({ zone: dnsName, expected_answer: cidr(4).nullable().default(null) });
-const DnsblSchema = z.strictObject({ services: z.array(DnsblServiceSchema), name_servers: z.array(ipAddress) });
+const DnsblSchema = z.strictObject({
+  services: z.array(DnsblServiceSchema),
+  name_servers: z.array(nameServer),
+  timeout: positiveSeconds,
+  cache_ttl: seconds,
+});
 const RestrictAccountsRuleSchema = z.strictObject({
   name: nonEmpty,
   accounts: z.array(pattern).min(1, { error: "needs at least one account" }),
@@ -552,6 +576,31 @@ export const ConditionSettingsSchema = z.strictObject({
   dnsbl: DnsblSchema,
   restrict_accounts: z.array(RestrictAccountsRuleSchema).superRefine((rules, ctx) => duplicates(rules, ctx)),
 });
+
+// A condition written in TypeScript: its stoppers are functions, checked as such (their types come
+// from conditions/api.ts; `defineCondition` gives them to the editor).
+function hook<F>() {
+  return z.custom<F>((v) => typeof v === "function", { error: "must be a function" }).optional();
+}
+type Hook<K extends keyof ConditionDefinition> = NonNullable<ConditionDefinition[K]>;
+
+export const ConditionSchema = z.strictObject({
+  name: nonEmpty,
+  description: z.string().nullable().optional(),
+  settings: z.record(z.string(), z.unknown()).optional(),
+  connect: hook<Hook<"connect">>(),
+  helo: hook<Hook<"helo">>(),
+  envelopeFrom: hook<Hook<"envelopeFrom">>(),
+  envelopeRecipient: hook<Hook<"envelopeRecipient">>(),
+  data: hook<Hook<"data">>(),
+  header: hook<Hook<"header">>(),
+  endOfHeader: hook<Hook<"endOfHeader">>(),
+  body: hook<Hook<"body">>(),
+  endOfMessage: hook<Hook<"endOfMessage">>(),
+  abort: hook<Hook<"abort">>(),
+  quit: hook<Hook<"quit">>(),
+});
+const ConditionsSchema = z.array(ConditionSchema).superRefine((c, ctx) => duplicates(c, ctx, "condition name"));
 
 /** Adds an issue at [i, "name"] for every entry whose name already appeared earlier in the list. */
 function duplicates(list: { name: string }[], ctx: z.RefinementCtx, what = "name"): void {
@@ -570,6 +619,7 @@ export const ConfigSchema = z.strictObject({
   manager: ManagerSectionSchema,
   controller: ControllerSchema,
   applicable_conditions: ConditionSettingsSchema,
+  conditions: ConditionsSchema,
   milters: z.array(MilterSchema).superRefine((m, ctx) => duplicates(m, ctx, "milter name")),
 });
 
@@ -594,6 +644,7 @@ export const ConfigFileSchema = z.strictObject({
       restrict_accounts: ConditionSettingsSchema.shape.restrict_accounts.optional(),
     })
     .optional(),
+  conditions: ConditionsSchema.optional(),
   milters: z.array(MilterFileSchema).superRefine((m, ctx) => duplicates(m, ctx, "milter name")).optional(),
 });
 
@@ -606,4 +657,6 @@ export type MilterInput = z.input<typeof MilterFileSchema>;
 // Compile-time proof that the schemas produce exactly the documented interfaces.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const _sameConfig: Same<z.output<typeof ConfigSchema>, ManagerConfig> = true;
+const _sameCondition: Same<z.output<typeof ConditionSchema>, ConditionDefinition> = true;
 void _sameConfig;
+void _sameCondition;

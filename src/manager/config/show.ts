@@ -2,9 +2,12 @@
 // Every item is preceded by a comment naming where it was set: `# default`, `# FILE:LINE`
 // (or `# FILE` for .ts/.js) or `# command line (--option)`. TOML has no null, so an unset item
 // is printed as a comment; leaving it out gives the same (null) value when loaded again.
+// The applicable conditions (built-in, restrict_accounts rules, written in a .ts/.js file) are
+// listed in comments with their description, stages, settings and users: code is not TOML.
 import { VERSION } from "../../version.ts";
-import { type ConfigOrigins, formatOrigin, itemKey, type LoadedConfig, milterKey } from "./load.ts";
-import { ITEM_SECTIONS, MILTER_ITEMS } from "./schema.ts";
+import { conditionCatalog, conditionNamesOf, stagesOf } from "../conditions/registry.ts";
+import { conditionKey, type ConfigOrigins, formatOrigin, itemKey, type LoadedConfig, milterKey } from "./load.ts";
+import { ITEM_SECTIONS, type ManagerConfig, MILTER_ITEMS } from "./schema.ts";
 
 /** A TOML basic string. */
 export function tomlString(s: string): string {
@@ -85,6 +88,8 @@ export function formatConfigToml(loaded: Pick<LoadedConfig, "config" | "origins"
     for (const [k, x] of Object.entries(v as object)) item(out, origins, itemKey("applicable_conditions", c, k), k, x);
   }
 
+  out.push("", ...conditionLines(config, origins));
+
   for (const m of config.milters) {
     out.push("", `# ${formatOrigin(origins.get(milterKey(m.name)))}`, "[[milters]]");
     for (const k of MILTER_ITEMS) item(out, origins, milterKey(m.name, k), k, m[k]);
@@ -92,3 +97,45 @@ export function formatConfigToml(loaded: Pick<LoadedConfig, "config" | "origins"
   return out.join("\n") + "\n";
 }
 
+
+/** Settings as one line of TOML, or as JSON when they hold something TOML cannot write. */
+function settingsText(v: unknown): string {
+  try {
+    return tomlValue(v).replace(/\n\s*/g, " ");
+  } catch {
+    try {
+      return JSON.stringify(v, (_k, x) => (typeof x === "function" ? "(function)" : x instanceof RegExp ? String(x) : x));
+    } catch {
+      return "(not printable)";
+    }
+  }
+}
+
+/** The `# applicable conditions` comment block. */
+function conditionLines(config: ManagerConfig, origins: ConfigOrigins): string[] {
+  const users = new Map<string, string[]>();
+  for (const m of config.milters) {
+    for (const n of conditionNamesOf(m, config)) users.set(n, [...(users.get(n) ?? []), m.name]);
+  }
+  const out = ["# applicable conditions (a milter names them in applicable_conditions):"];
+  for (const { condition: c, source } of conditionCatalog(config)) {
+    const from =
+      source.kind === "built-in" ? "built-in" :
+      source.kind === "restrict_accounts" ? `restrict_accounts rule, ${formatOrigin(origins.get(itemKey("applicable_conditions", "restrict_accounts")))}` :
+      formatOrigin(origins.get(conditionKey(c.name)));
+    const stages = stagesOf(c);
+    const stops = stages.filter((s) => s !== "abort" && s !== "quit");
+    const hears = stages.filter((s) => s === "abort" || s === "quit");
+    const parts = [from, stops.length > 0 ? `runs at ${stops.join(", ")}` : "no stopper"];
+    if (hears.length > 0) parts.push(`notified of ${hears.join(", ")}`);
+    parts.push(`used by ${users.get(c.name)?.join(", ") ?? "no milter"}`);
+    out.push(`# - ${c.name} (${parts.join("; ")})`);
+    if (c.description) out.push(`#     ${c.description.replace(/\n/g, " ")}`);
+    if (source.kind === "built-in" && source.settings) out.push(`#     settings: [${source.settings}]`);
+    if (source.kind === "restrict_accounts") {
+      const rule = config.applicable_conditions.restrict_accounts.find((r) => r.name === c.name)!;
+      out.push(`#     settings: accounts = ${settingsText(rule.accounts)}, milters = ${rule.milters === null ? "every milter" : settingsText(rule.milters)}`);
+    } else if (c.settings !== undefined) out.push(`#     settings: ${settingsText(c.settings)}`);
+  }
+  return out;
+}
