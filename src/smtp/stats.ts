@@ -1,4 +1,5 @@
 // Counting and summarising an smtp-source run. Pure: numbers in, text/JSON out.
+import { type LatencySummary, percentile, summarizeSorted } from "../runtime/latency.ts";
 
 /** Latency samples in milliseconds, grown on demand (bounded by the message count). */
 export class Samples {
@@ -24,38 +25,10 @@ export class Samples {
   }
 }
 
-/** Nearest-rank percentile (p in 0..100) of sorted values; NaN when empty. */
-export function percentile(sorted: ArrayLike<number>, p: number): number {
-  const n = sorted.length;
-  if (n === 0) return NaN;
-  const rank = Math.ceil((p / 100) * n);
-  return sorted[Math.min(n - 1, Math.max(0, rank - 1))];
-}
-
-export interface LatencySummary {
-  count: number;
-  min: number;
-  mean: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-}
+export { type LatencySummary, percentile };
 
 export function summarizeLatency(samples: Samples): LatencySummary {
-  const s = samples.sorted();
-  let sum = 0;
-  for (let i = 0; i < s.length; i++) sum += s[i];
-  const r = (x: number) => (Number.isNaN(x) ? NaN : Math.round(x * 1000) / 1000);
-  return {
-    count: s.length,
-    min: r(s.length ? s[0] : NaN),
-    mean: r(s.length ? sum / s.length : NaN),
-    p50: r(percentile(s, 50)),
-    p90: r(percentile(s, 90)),
-    p99: r(percentile(s, 99)),
-    max: r(s.length ? s[s.length - 1] : NaN),
-  };
+  return summarizeSorted(samples.sorted());
 }
 
 export interface RunSummary {

@@ -7,6 +7,7 @@
  * Latency per session: from the connect to the final end-of-message reply
  * of its last message, measured with performance.now().
  */
+import { type LatencySummary, percentile, summarizeSorted } from "../runtime/latency.ts";
 import { MilterClient, type MilterClientOptions } from "../mta-side/index.ts";
 import { formatSpec } from "../net/spec.ts";
 import type { PreparedSession, SessionPlan } from "./plan.ts";
@@ -22,15 +23,7 @@ export interface LoadOptions {
   onSession?: (r: SessionResult, done: number) => void;
 }
 
-export interface LatencySummary {
-  count: number;
-  min: number;
-  mean: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-}
+export type { LatencySummary };
 
 export interface LoadSummary {
   spec: string;
@@ -60,28 +53,10 @@ export interface LoadSummary {
   errorExamples: Record<string, string>;
 }
 
-/** Nearest-rank percentile (p in 0..100) of sorted values; NaN when empty. */
-export function percentile(sorted: ArrayLike<number>, p: number): number {
-  const n = sorted.length;
-  if (n === 0) return NaN;
-  const rank = Math.ceil((p / 100) * n);
-  return sorted[Math.min(n - 1, Math.max(0, rank - 1))];
-}
+export { percentile };
 
 export function summarizeLatency(samples: Float64Array): LatencySummary {
-  const s = samples.slice().sort();
-  let sum = 0;
-  for (let i = 0; i < s.length; i++) sum += s[i];
-  const r = (x: number) => (Number.isNaN(x) ? NaN : Math.round(x * 1000) / 1000);
-  return {
-    count: s.length,
-    min: r(s.length ? s[0] : NaN),
-    mean: r(s.length ? sum / s.length : NaN),
-    p50: r(percentile(s, 50)),
-    p90: r(percentile(s, 90)),
-    p99: r(percentile(s, 99)),
-    max: r(s.length ? s[s.length - 1] : NaN),
-  };
+  return summarizeSorted(samples.slice().sort());
 }
 
 export async function runLoad(o: LoadOptions): Promise<LoadSummary> {
