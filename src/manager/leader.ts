@@ -40,6 +40,8 @@ import {
   type MacroStage,
   type MailCommand,
   type MilterRequest,
+  type MtaCommand,
+  type Negotiated,
   type OptionWords,
   type OptnegCommand,
   parseSymbolList,
@@ -49,7 +51,7 @@ import {
   type StageName,
   type UnknownCommand,
 } from "../milter/index.ts";
-import type { ClientAddress, StepOutcome } from "../mta-side/index.ts";
+import { type ClientAddress, connectCommand, type PreparedStep, prepareStep, sameEncoding, type StepOutcome } from "../mta-side/index.ts";
 
 /** What every session of a running manager shares. */
 export interface LeaderEnv {
@@ -122,7 +124,7 @@ export class Leader implements MilterHandler {
     this.lastStage = "connect";
     // Forwarded as the MTA sent it (protocol.md §6 item 13).
     const address: ClientAddress = cmd.family === "U" ? { family: "U" } : { family: cmd.family, address: cmd.address, port: cmd.port };
-    return this.fanOut("connect", this.live(), ctx.macros.stage("C"), (c, m) => c.client.connect(cmd.hostname, address, m), {
+    return this.fanOut("connect", this.live(), ctx.macros.stage("C"), shared(connectCommand(cmd.hostname, address)), {
       stage: "connect",
       command: cmd,
     });
@@ -130,7 +132,7 @@ export class Leader implements MilterHandler {
 
   helo(cmd: HeloCommand, ctx: SessionContext): DecisionReply | Promise<DecisionReply> {
     this.lastStage = "helo";
-    return this.fanOut("helo", this.live(), ctx.macros.stage("H"), (c, m) => c.client.helo(cmd.hostname, m), { stage: "helo", fqdn: cmd.hostname });
+    return this.fanOut("helo", this.live(), ctx.macros.stage("H"), shared({ type: "helo", hostname: cmd.hostname }), { stage: "helo", fqdn: cmd.hostname });
   }
 
   envelopeFrom(cmd: MailCommand, ctx: SessionContext): DecisionReply | Promise<DecisionReply> {
@@ -142,10 +144,9 @@ export class Leader implements MilterHandler {
       "envelope-from",
       this.live(),
       ctx.macros.stage("M"),
-      (c, m) => {
+      shared({ type: "mail", address: cmd.address, args: cmd.args }, (c) => {
         c.inTransaction = true;
-        return c.client.envelopeFrom(cmd.address, cmd.args, m);
-      },
+      }),
       { stage: "envelope-from", from: cmd.address, args: cmd.args },
     );
   }
@@ -160,7 +161,7 @@ export class Leader implements MilterHandler {
       "envelope-recipient",
       eligible,
       ctx.macros.stage("R"),
-      (c, m) => c.client.envelopeRecipient(cmd.address, cmd.args, m),
+      shared({ type: "rcpt", address: cmd.address, args: cmd.args }),
       { stage: "envelope-recipient", recipient: cmd.address, args: cmd.args },
       refusedByMta,
     );
@@ -173,7 +174,7 @@ export class Leader implements MilterHandler {
 
   unknown(cmd: UnknownCommand, ctx: SessionContext): DecisionReply | Promise<DecisionReply> {
     this.lastStage = "unknown";
-    return this.fanOut("unknown", this.live(), ctx.macros.stage("U"), (c, m) => c.client.unknown(cmd.commandLine, m), undefined);
+    return this.fanOut("unknown", this.live(), ctx.macros.stage("U"), shared({ type: "unknown", commandLine: cmd.commandLine }), undefined);
   }
 
   // ---- content stages (§2.5) ----
@@ -408,7 +409,7 @@ export class Leader implements MilterHandler {
     for (const c of this.processing()) if (c.acceptedRecipients === 0) c.abort();
     const eligible = this.processing();
     if (eligible.length === 0) return this.answer({ status: "accept" }); // nobody wants the message
-    return this.fanOut("data", eligible, macros, (c, m) => c.client.data(m), { stage: "data" });
+    return this.fanOut("data", eligible, macros, shared({ type: "data" }), { stage: "data" });
   }
 
   /** The pipeline of the current message, created at its first content command; or the answer when there is none. */
@@ -516,6 +517,27 @@ export class Leader implements MilterHandler {
     // Statistics lines carry the tag in their own place (runtime/statistics.ts), as log analyzers expect.
     if (this.env.log.enabled(level)) this.env.log.write(level, level === "statistics" ? text : `[${this.ctx.id}] ${text}`);
   }
+}
+
+/**
+ * The send of a fan-out stage: `cmd` is encoded once for the children that negotiated alike (the
+ * usual case: every child gets the same bytes), again only for a child that negotiated otherwise
+ * or gets macros of its own from a condition. `before` runs for each child first.
+ */
+function shared(cmd: MtaCommand, before?: (child: Child) => void): (child: Child, macros: Macros | undefined) => Promise<StepOutcome> {
+  let step: PreparedStep | undefined;
+  let stepFor: Negotiated | undefined;
+  let stepMacros: Macros | undefined;
+  return (child, macros) => {
+    before?.(child);
+    const n = child.negotiated!;
+    if (step === undefined || macros !== stepMacros || !sameEncoding(n, stepFor!)) {
+      step = prepareStep(n, cmd, macros);
+      stepFor = n;
+      stepMacros = macros;
+    }
+    return child.client.perform(step) as Promise<StepOutcome>;
+  };
 }
 
 /** Back from a DecisionReply to a FinalReply (DATA emulation result). */

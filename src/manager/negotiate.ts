@@ -84,7 +84,7 @@ export function mergeNegotiation(mta: OptionWords, children: readonly ChildOptio
 /** Union of the children's macro lists per stage, for stages every child listed (see mergeNegotiation). */
 export function mergeMacroLists(children: readonly ChildOptions[]): Map<MacroStage, string[]> {
   const out = new Map<MacroStage, string[]>();
-  if (children.length === 0) return out;
+  if (children.length === 0 || children[0].macroLists.size === 0) return out; // the usual case: no lists at all
   const stages = new Set<MacroStage>(children[0].macroLists.keys());
   for (const c of children) for (const s of stages) if (!c.macroLists.has(s)) stages.delete(s);
   for (const stage of [...stages].sort((a, b) => a - b)) {

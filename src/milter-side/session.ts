@@ -162,7 +162,13 @@ export class MilterSession implements SessionContext {
   private controller: AbortController | undefined;
   private idleTimer: Timer | undefined;
   private lastActive = Date.now();
-  private pendingTimer: { timer: Timer; fire: () => void; due: number } | undefined;
+  // Handler timeout: one timer per session, made once and restarted (refresh) for each async
+  // handler call, so a step costs no setTimeout/clearTimeout pair; it acts only on the call that
+  // is pending (pendingFire) once that call is due.
+  private handlerTimer: Timer | undefined;
+  private handlerTimerMs = 0;
+  private pendingFire: (() => void) | undefined;
+  private pendingDue = 0;
   private resolveEnded!: (end: SessionEnd) => void;
 
   constructor(
@@ -611,6 +617,9 @@ export class MilterSession implements SessionContext {
     const done = () => {
       if (this.finished) return;
       this.finished = true;
+      clearTimeout(this.handlerTimer); // nothing of this session may wait any longer
+      this.handlerTimer = undefined;
+      this.pendingFire = undefined;
       this.settings.onSessionEnd?.(this, end);
       this.resolveEnded(end);
     };
@@ -647,8 +656,7 @@ export class MilterSession implements SessionContext {
       const settle = (value: T | undefined, failed: boolean) => {
         if (settled) return;
         settled = true;
-        if (this.pendingTimer) clearTimeout(this.pendingTimer.timer);
-        this.pendingTimer = undefined;
+        if (this.pendingFire === fire) this.pendingFire = undefined;
         try {
           done(value, failed);
         } finally {
@@ -664,7 +672,8 @@ export class MilterSession implements SessionContext {
       };
       if (this.settings.handlerTimeoutMs > 0) {
         const ms = this.gone ? Math.min(GONE_GRACE_MS, this.settings.handlerTimeoutMs) : this.settings.handlerTimeoutMs;
-        this.pendingTimer = { timer: setTimeout(fire, ms), fire, due: Date.now() + ms };
+        this.pendingFire = fire;
+        this.armHandlerTimer(ms);
       }
       (v as PromiseLike<T>).then(
         (value) => settle(value, false),
@@ -678,12 +687,33 @@ export class MilterSession implements SessionContext {
 
   /** The MTA went away while a handler runs: do not wait longer than `ms` for it. */
   private shortenPending(ms: number): void {
-    const p = this.pendingTimer;
-    if (!p || p.due <= Date.now() + ms) return;
-    clearTimeout(p.timer);
-    p.timer = setTimeout(p.fire, ms);
-    p.due = Date.now() + ms;
+    if (!this.pendingFire || this.pendingDue <= Date.now() + ms) return;
+    this.armHandlerTimer(ms);
   }
+
+  /** The pending handler call is due in `ms`: restart the session's handler timer (made anew only for another delay). */
+  private armHandlerTimer(ms: number): void {
+    this.pendingDue = Date.now() + ms;
+    if (this.handlerTimer !== undefined && this.handlerTimerMs === ms) {
+      this.handlerTimer.refresh();
+      return;
+    }
+    if (this.handlerTimer !== undefined) clearTimeout(this.handlerTimer);
+    this.handlerTimerMs = ms;
+    this.handlerTimer = setTimeout(this.onHandlerTimer, ms);
+    this.handlerTimer.unref?.(); // the connection keeps the process alive, not this timer
+  }
+
+  private readonly onHandlerTimer = (): void => {
+    const fire = this.pendingFire;
+    if (fire === undefined) return; // the call it was armed for settled in time
+    const left = this.pendingDue - Date.now();
+    if (left > 1) {
+      // not expected (it was armed for the due time); wait for the rest
+      this.handlerTimerMs = left;
+      this.handlerTimer = setTimeout(this.onHandlerTimer, left);
+    } else fire();
+  };
 
   private handlerFailed(what: string, e: unknown): void {
     this.report("handler", `${what} handler failed: ${messageOf(e)}`, e);

@@ -122,6 +122,9 @@ export type NegotiateOutcome =
   | { ok: true; status: "negotiated"; stage: "negotiate"; negotiated: Negotiated; offer: OptnegCommand; reply: OptnegReply }
   | FailureOutcome;
 
+/** Spec text → parsed spec (treated as immutable) and its printable name. */
+const parsedSpecs = new Map<string, { spec: ConnectionSpec; name: string }>();
+
 /** Longest setTimeout delay: what "0 = no limit" becomes for the connect timer. */
 const MAX_TIMER_MS = 2_147_483_647;
 
@@ -152,15 +155,33 @@ export class MilterClient {
   /** Stage of the last step sent, to name the stage of a stray reply or a close. */
   private lastStage: StageName = "negotiate";
   private offer: OptnegCommand | undefined;
+  // Per-read timers, one for reading_timeout and one for end_of_message_timeout, each made once
+  // and restarted (refresh) for every step: a step costs no setTimeout/clearTimeout pair. A timer
+  // that fires while no step of its kind is pending does nothing.
   private readTimer: Timer | undefined;
-  private readTimerName: TimerName = "reading";
+  private eomTimer: Timer | undefined;
+  /** The one of the two that the pending step uses (every byte from the milter restarts it). */
+  private activeTimer: Timer | undefined;
   private totalTimer: Timer | undefined;
   private readonly onPacketBound = (code: number, payload: Buffer) => this.onPacket(code, payload);
 
   constructor(options: MilterClientOptions) {
     this.opts = options;
-    this.spec = typeof options.spec === "string" ? parseSpec(options.spec) : options.spec;
-    this.name = formatSpec(this.spec);
+    if (typeof options.spec === "string") {
+      // A manager makes a client per child per session from the same few spec strings: parse each once.
+      let known = parsedSpecs.get(options.spec);
+      if (!known) {
+        const spec = parseSpec(options.spec);
+        known = { spec, name: formatSpec(spec) };
+        if (parsedSpecs.size >= 1024) parsedSpecs.clear();
+        parsedSpecs.set(options.spec, known);
+      }
+      this.spec = known.spec;
+      this.name = known.name;
+    } else {
+      this.spec = options.spec;
+      this.name = formatSpec(this.spec);
+    }
     this.onProgress = options.onProgress;
   }
 
@@ -193,7 +214,10 @@ export class MilterClient {
       }
       return this.setFailure("connection-error", "negotiate", `cannot connect to ${this.name}: ${(e as Error)?.message ?? e}`);
     }
-    if (this.failure) return this.failure; // closed() raced with us
+    if (this.failure) {
+      this.conn.destroy(); // close() (e.g. a negotiation deadline) came while we connected: do not leave it open
+      return this.failure;
+    }
     this.offer = makeOffer(o.offer);
     this.reader.maxDataSize = MILTER_MAX_DATA_SIZE;
     return this.send("optneg", encodeCommands([this.offer]), true) as Promise<NegotiateOutcome>;
@@ -202,11 +226,7 @@ export class MilterClient {
   // ---- SMTP-level steps -------------------------------------------------
 
   connect(hostname: string, client: ClientAddress, macros?: MacroInput): Promise<StepOutcome> {
-    const cmd: ConnectCommand =
-      client.family === "U"
-        ? { type: "connect", hostname, family: "U" }
-        : { type: "connect", hostname, family: client.family, port: client.port ?? 0, address: client.address };
-    return this.step(cmd, macros);
+    return this.step(connectCommand(hostname, client), macros);
   }
 
   helo(hostname: string, macros?: MacroInput): Promise<StepOutcome> {
@@ -293,6 +313,7 @@ export class MilterClient {
     this.quitting = true;
     const conn = this.conn!;
     this.setFailure("closed", "quit", `connection to ${this.name} closed by quit`);
+    this.clearTimers();
     await conn.close(this.opts.writingTimeoutMs ?? CHILD_TIMEOUTS.writingTimeoutMs);
     return sent;
   }
@@ -386,18 +407,39 @@ export class MilterClient {
 
   private armTimers(type: MtaCommandType): void {
     const o = this.opts;
-    const eom = type === "eob";
-    this.readTimerName = eom ? "end-of-message" : "reading";
-    const ms = eom ? (o.endOfMessageTimeoutMs ?? CHILD_TIMEOUTS.endOfMessageTimeoutMs) : (o.readingTimeoutMs ?? CHILD_TIMEOUTS.readingTimeoutMs);
-    if (ms > 0) this.readTimer = setTimeout(() => this.onTimeout(this.readTimerName, ms), ms);
-    const total = o.endOfMessageTotalTimeoutMs ?? 0;
-    if (eom && total > 0) this.totalTimer = setTimeout(() => this.onTimeout("end-of-message-total", total), total);
+    if (type === "eob") {
+      const ms = o.endOfMessageTimeoutMs ?? CHILD_TIMEOUTS.endOfMessageTimeoutMs;
+      this.activeTimer = ms > 0 ? (this.eomTimer = restart(this.eomTimer, ms, this.onEomTimer)) : undefined;
+      const total = o.endOfMessageTotalTimeoutMs ?? 0;
+      if (total > 0) this.totalTimer = setTimeout(() => this.onTimeout("end-of-message-total", total), total);
+    } else {
+      const ms = o.readingTimeoutMs ?? CHILD_TIMEOUTS.readingTimeoutMs;
+      this.activeTimer = ms > 0 ? (this.readTimer = restart(this.readTimer, ms, this.onReadTimer)) : undefined;
+    }
   }
 
+  private readonly onReadTimer = (): void => {
+    const p = this.pending;
+    if (p && !p.flushing && p.type !== "eob") this.onTimeout("reading", this.opts.readingTimeoutMs ?? CHILD_TIMEOUTS.readingTimeoutMs);
+  };
+
+  private readonly onEomTimer = (): void => {
+    if (this.pending?.type === "eob") this.onTimeout("end-of-message", this.opts.endOfMessageTimeoutMs ?? CHILD_TIMEOUTS.endOfMessageTimeoutMs);
+  };
+
+  /** A reply is complete: only the total timer is per step; the per-read ones stay for the next step. */
+  private stepDone(): void {
+    this.activeTimer = undefined;
+    if (this.totalTimer) clearTimeout(this.totalTimer);
+    this.totalTimer = undefined;
+  }
+
+  /** The connection is over: no timer may keep this client (or the process) alive. */
   private clearTimers(): void {
     if (this.readTimer) clearTimeout(this.readTimer);
+    if (this.eomTimer) clearTimeout(this.eomTimer);
     if (this.totalTimer) clearTimeout(this.totalTimer);
-    this.readTimer = this.totalTimer = undefined;
+    this.readTimer = this.eomTimer = this.activeTimer = this.totalTimer = undefined;
   }
 
   private onTimeout(timer: TimerName, ms: number): void {
@@ -410,7 +452,7 @@ export class MilterClient {
   private onData(chunk: Uint8Array): void {
     if (this.failure) return;
     this.opts.trace?.("receive", chunk);
-    this.readTimer?.refresh(); // every byte from the milter restarts the per-read timer
+    this.activeTimer?.refresh(); // every byte from the milter restarts the per-read timer
     try {
       this.reader.push(chunk, this.onPacketBound);
     } catch (e) {
@@ -485,7 +527,7 @@ export class MilterClient {
 
   private finish(p: Pending, outcome: unknown): void {
     this.pending = undefined;
-    this.clearTimers();
+    this.stepDone();
     p.resolve(outcome);
   }
 
@@ -575,6 +617,21 @@ export function prepareBody(n: Negotiated, chunk: Uint8Array, macros?: MacroInpu
   return splitBody(chunk, n.maxDataSize).map((piece) => prepareStep(n, { type: "body", chunk: piece }, macros));
 }
 
+/** The `C` command for a client address (family "U" carries none). */
+export function connectCommand(hostname: string, client: ClientAddress): ConnectCommand {
+  return client.family === "U"
+    ? { type: "connect", hostname, family: "U" }
+    : { type: "connect", hostname, family: client.family, port: client.port ?? 0, address: client.address };
+}
+
+/** Do prepared steps of `a` suit `b` (negotiationKey equal)? Cheap for the usual case without macro lists. */
+export function sameEncoding(a: Negotiated, b: Negotiated): boolean {
+  if (a === b) return true;
+  if (a.version !== b.version || a.protocol !== b.protocol || a.actions !== b.actions || a.maxDataSize !== b.maxDataSize) return false;
+  if (a.macroLists.size === 0 && b.macroLists.size === 0) return true;
+  return negotiationKey(a) === negotiationKey(b);
+}
+
 /** Identifies what prepared steps depend on: equal keys → the same bytes are valid. */
 export function negotiationKey(n: Negotiated): string {
   let lists = "";
@@ -589,11 +646,17 @@ function macroCommand(n: Negotiated, type: MtaCommandType, input: MacroInput): M
   const wanted = n.requestedMacros(type);
   let macros: Map<string, string>;
   if (wanted !== undefined) macros = filterMacros(given, wanted);
+  else if (allWireNames(given)) macros = given as Map<string, string>; // as decoded from an MTA: no copy
   else {
     macros = new Map();
     for (const [k, v] of given) macros.set(macroWireName(k), v);
   }
   return macros.size === 0 ? undefined : { type: "macro", command: commandLetter(type), macros };
+}
+
+function allWireNames(macros: ReadonlyMap<string, string>): boolean {
+  for (const k of macros.keys()) if (macroWireName(k) !== k) return false;
+  return true;
 }
 
 function stageOf(type: MtaCommandType): StageName {
@@ -602,6 +665,11 @@ function stageOf(type: MtaCommandType): StageName {
 
 function decision(status: DecisionOutcome["status"], stage: StageName, via: DecisionSource): DecisionOutcome {
   return { ok: true, status, stage, via };
+}
+
+/** Restart a per-read timer (its delay comes from the options, so it never changes), or make it. */
+function restart(timer: Timer | undefined, ms: number, fire: () => void): Timer {
+  return timer !== undefined ? timer.refresh() : setTimeout(fire, ms);
 }
 
 /** Placeholder returned by requireNegotiated() after a failed open(), so steps report the failure. */

@@ -1,6 +1,6 @@
 // Outgoing connections with a real timeout: Bun.connect has none, and a SYN to a peer whose accept
 // queue is full is silently dropped, so without our timer a connect can hang for minutes.
-import type { SocketOptions } from "bun";
+import type { Socket, SocketOptions } from "bun";
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { connectionSocketHandlers, FramedConnection, type ConnectionOptions } from "./connection.ts";
@@ -32,46 +32,57 @@ const KINDS: Record<string, [ConnectErrorKind, string]> = {
   ECONNRESET: ["refused", "connection reset"],
 };
 
-export async function connect(spec: ConnectionSpec, opts: ConnectOptions): Promise<FramedConnection> {
-  const { timeoutMs, ...connOpts } = opts;
-  let timer: Timer | undefined;
-  let timedOut = false;
-  const expiry = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      timedOut = true;
+export function connect(spec: ConnectionSpec, opts: ConnectOptions): Promise<FramedConnection> {
+  const { timeoutMs } = opts;
+  const connOpts: ConnectionOptions = { highWaterMark: opts.highWaterMark, maxQueued: opts.maxQueued, writeTimeoutMs: opts.writeTimeoutMs, handlers: opts.handlers };
+  // One promise settled by whichever comes first: the connection, its failure, or our timer.
+  // (A manager opens a connection per child per MTA session: keep this path lean.)
+  return new Promise<FramedConnection>((resolve, reject) => {
+    let done = false;
+    const timer = setTimeout(() => {
+      done = true;
       reject(new ConnectError(spec, "timeout", "ETIMEDOUT", `timed out after ${timeoutMs} ms`));
     }, timeoutMs);
-  });
-  const attempt = (async () => {
-    const address = await resolveBunAddress(spec, "connect");
-    const common: SocketOptions<FramedConnection | undefined> = {
-      allowHalfOpen: true, // we decide what a peer's FIN means (see FramedConnection end handling)
-      data: undefined,
-      socket: {
+    const fail = (e: unknown) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      reject(e instanceof ConnectError ? e : toConnectError(spec, e));
+    };
+    const start = (address: BunAddress) => {
+      if (done) return;
+      const socket: SocketOptions<FramedConnection | undefined>["socket"] = {
         ...connectionSocketHandlers,
         open(s) {
-          if (timedOut) return s.terminate(); // too late: the caller already got a timeout
+          if (done) return s.terminate(); // too late: the caller already got a timeout
           s.data = new FramedConnection(s, spec, "outgoing", connOpts);
         },
-      },
+      };
+      // allowHalfOpen: we decide what a peer's FIN means (see FramedConnection end handling)
+      let connecting: Promise<Socket<FramedConnection | undefined>>;
+      try {
+        connecting = "unix" in address
+          ? Bun.connect({ unix: address.unix, allowHalfOpen: true, data: undefined, socket })
+          : Bun.connect({ hostname: address.hostname, port: address.port, allowHalfOpen: true, data: undefined, socket });
+      } catch (e) {
+        return fail(e);
+      }
+      connecting.then((s) => {
+        if (done) return void s.data?.destroy();
+        done = true;
+        clearTimeout(timer);
+        resolve(s.data!);
+      }, fail);
     };
-    const socket = await ("unix" in address ? Bun.connect({ ...common, ...address }) : Bun.connect({ ...common, ...address }));
-    return socket.data!;
-  })();
-  attempt.then(
-    (conn) => {
-      if (timedOut) conn?.destroy();
-    },
-    () => {},
-  );
-  try {
-    return await Promise.race([attempt, expiry]);
-  } catch (e) {
-    if (e instanceof ConnectError) throw e;
-    throw toConnectError(spec, e);
-  } finally {
-    clearTimeout(timer);
-  }
+    let address: BunAddress;
+    try {
+      address = toBunAddress(spec, "connect");
+    } catch (e) {
+      return fail(e);
+    }
+    if ("hostname" in address && !isIP(address.hostname)) resolveBunAddress(spec, "connect").then(start, fail);
+    else start(address);
+  });
 }
 
 function toConnectError(spec: ConnectionSpec, e: unknown): ConnectError {

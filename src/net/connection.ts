@@ -238,6 +238,7 @@ export class FramedConnection {
     if (this.readTimer) this.armReadTimer();
     this.incoming.push(chunk);
     this.deliver();
+    if (!this.handlers.data && !this.socketPaused) this.updateSocketPause(); // nobody takes it yet: stop reading
   }
 
   onSocketDrain(): void {
@@ -316,6 +317,7 @@ export class FramedConnection {
     clearTimeout(this.writeTimer);
     this.writeTimer = undefined;
     const waiters = this.flushWaiters;
+    if (waiters.length === 0) return; // the usual case: no Error (and its stack trace) for nobody
     this.flushWaiters = [];
     const err = this.closeError ?? new ConnectionError("closed", this.peer, "connection closed before the queue was flushed");
     for (const w of waiters) w.reject(err);
@@ -362,7 +364,9 @@ export class FramedConnection {
 
   private updateSocketPause(): void {
     if (this.state === "closed") return;
-    const pause = this.userPaused || this.queuePaused || !this.handlers.data;
+    // Without a data handler we pause only once data waits for one: an accepted connection gets
+    // its handler in the same tick, and pausing then resuming it would cost two epoll_ctl calls.
+    const pause = this.userPaused || this.queuePaused || (!this.handlers.data && this.incoming.length > 0);
     if (pause === this.socketPaused) return;
     this.socketPaused = pause;
     if (pause) this.socket.pause();

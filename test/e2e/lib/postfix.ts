@@ -402,7 +402,9 @@ async function killMaster(masterPid: number, fg?: Spawned, etc?: string): Promis
         fs.writeFileSync(path.join(etc, "master.cf"), "# emptied to stop the daemons before the master\n");
         backdate(etc);
         process.kill(masterPid, "SIGHUP"); // = the master's part of `postfix reload`
-        await pollUntil(() => childPids(masterPid).length === 0, 5000);
+        // Wait until the master has also reaped them: a child still unreaped when the master
+        // exits is re-parented to PID 1, and a minimal init never reaps it.
+        await pollUntil(() => childPids(masterPid, true).length === 0, 5000);
       } catch {
         // fall through to SIGTERM
       }

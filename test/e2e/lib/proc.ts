@@ -61,14 +61,15 @@ export function isAlive(pid: number): boolean {
 }
 
 /** PIDs of the live children of `ppid` (from /proc). */
-export function childPids(ppid: number): number[] {
+/** Children of ppid; with withZombies, also those that exited but are not reaped yet. */
+export function childPids(ppid: number, withZombies = false): number[] {
   const out: number[] = [];
   for (const ent of fs.readdirSync("/proc")) {
     if (!/^\d+$/.test(ent)) continue;
     try {
       const stat = fs.readFileSync(`/proc/${ent}/stat`, "latin1");
       const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (Number(rest[1]) === ppid && rest[0] !== "Z") out.push(Number(ent));
+      if (Number(rest[1]) === ppid && (withZombies || rest[0] !== "Z")) out.push(Number(ent));
     } catch {
       // raced with the process exiting
     }
