@@ -2,27 +2,12 @@
 // socket: the libmilter C sample (adds a header, or rejects), the pymilter sample and opendkim in
 // signing mode. The DKIM signature in the output is verified with dkimpy against the generated key.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { runTestServer, type Io } from "../../src/cli/test-server.ts";
-import { readFileSync } from "node:fs";
+import { run, SMALL_EML } from "../test-server/helpers.ts";
 import { join } from "node:path";
 import { e2eSkipReason, startLibmilter, startOpendkim, startPymilter, verifyDkim, type Peer } from "./lib/index.ts";
 
-const SMALL_EML = join(import.meta.dir, "../fixtures/test-server/small.eml");
 const skip = e2eSkipReason();
 
-async function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: Buffer[] = [];
-  let stderr = "";
-  const io: Io = {
-    out: (b) => out.push(typeof b === "string" ? Buffer.from(b, "utf8") : Buffer.from(b)),
-    err: (s) => (stderr += s),
-    readFile: (p) => readFileSync(p),
-    env: {},
-    isTty: false,
-  };
-  const code = await runTestServer(argv, io);
-  return { code, stdout: Buffer.concat(out).toString("latin1"), stderr };
-}
 
 const ELAPSED = /^elapsed-time: [0-9.e+-]+ seconds$/m;
 const UNCHANGED =

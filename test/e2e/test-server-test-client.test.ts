@@ -3,10 +3,10 @@
 // (a body over 64 KiB split into 65535-byte packets), unknown command, several messages with
 // ABORT between them — and load mode completes against it.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
+import { writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runTestServer, type Io } from "../../src/cli/test-server.ts";
+import { run } from "../test-server/helpers.ts";
 import { freePort, waitForPort } from "./lib/ports.ts";
 import { stopPid } from "./lib/proc.ts";
 
@@ -37,19 +37,6 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: Buffer[] = [];
-  let stderr = "";
-  const io: Io = {
-    out: (b) => out.push(typeof b === "string" ? Buffer.from(b, "utf8") : Buffer.from(b)),
-    err: (s) => (stderr += s),
-    readFile: (p) => readFileSync(p),
-    env: {},
-    isTty: false,
-  };
-  const code = await runTestServer(argv, io);
-  return { code, stdout: Buffer.concat(out).toString("latin1"), stderr };
-}
 
 type Event = Record<string, any> & { event: string; session: number };
 
