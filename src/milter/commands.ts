@@ -47,6 +47,8 @@ import {
   onlyCstr,
   putBytes,
   putCstr,
+  encodeBatch,
+  type PacketCodec,
 } from "./wire.ts";
 
 /** Macro name → value, names exactly as on the wire (`j`, `{daemon_name}`), in wire order. */
@@ -401,6 +403,13 @@ function writeCommand(buf: Buffer, off: number, cmd: MtaCommand): number {
   return closePacket(buf, start, COMMAND_CODE[cmd.type], off);
 }
 
+const CODEC: PacketCodec<MtaCommand> = {
+  code: (v) => COMMAND_CODE[v.type],
+  label: commandName,
+  dataSize: commandDataSize,
+  write: writeCommand,
+};
+
 /**
  * Encode several commands into one Buffer (exact size, one allocation) so a
  * protocol step (macros + command) goes out in one socket write. Throws
@@ -409,32 +418,12 @@ function writeCommand(buf: Buffer, off: number, cmd: MtaCommand): number {
  * negotiated maximum otherwise).
  */
 export function encodeCommands(cmds: readonly MtaCommand[], maxDataSize = MILTER_MAX_DATA_SIZE): Buffer {
-  let total = 0;
-  for (const cmd of cmds) total += MILTER_LEN_BYTES + 1 + checkedSize(cmd, maxDataSize);
-  const buf = Buffer.allocUnsafe(total);
-  let off = 0;
-  for (const cmd of cmds) off = writeCommand(buf, off, cmd);
-  return buf;
+  return encodeBatch(cmds, CODEC, maxDataSize);
 }
 
 /** Encode one command (see encodeCommands). */
 export function encodeCommand(cmd: MtaCommand, maxDataSize = MILTER_MAX_DATA_SIZE): Buffer {
-  const buf = Buffer.allocUnsafe(MILTER_LEN_BYTES + 1 + checkedSize(cmd, maxDataSize));
-  writeCommand(buf, 0, cmd);
-  return buf;
-}
-
-function checkedSize(cmd: MtaCommand, maxDataSize: number): number {
-  const n = commandDataSize(cmd);
-  if (n > maxDataSize) {
-    const code = COMMAND_CODE[cmd.type];
-    throw new MilterProtocolError(
-      "oversize",
-      `${commandName(code)}: cannot encode ${n} data bytes, the maximum data size is ${maxDataSize}`,
-      code,
-    );
-  }
-  return n;
+  return encodeBatch([cmd], CODEC, maxDataSize);
 }
 
 /**

@@ -50,6 +50,8 @@ import {
   onlyCstr,
   putBytes,
   putCstr,
+  encodeBatch,
+  type PacketCodec,
 } from "./wire.ts";
 
 /** One macro list of an OPTNEG reply: the stage number as sent and the list text as sent. */
@@ -432,39 +434,26 @@ function writeReply(buf: Buffer, off: number, reply: MilterReply): number {
   return closePacket(buf, start, REPLY_CODE[reply.type], off);
 }
 
+const CODEC: PacketCodec<MilterReply> = {
+  code: (v) => REPLY_CODE[v.type],
+  label: replyName,
+  dataSize: replyDataSize,
+  write: writeReply,
+};
+
 /**
  * Encode several replies into one Buffer (exact size, one allocation) so a
  * protocol step (modifications + final decision) goes out in one socket write.
  * Throws MilterProtocolError "malformed" for a value that cannot be encoded and
  * "oversize" if a packet's data exceeds `maxDataSize` (default 65535).
  */
-export function encodeReplies(replies: readonly MilterReply[], maxDataSize = MILTER_MAX_DATA_SIZE): Buffer {
-  let total = 0;
-  for (const r of replies) total += MILTER_LEN_BYTES + 1 + checkedSize(r, maxDataSize);
-  const buf = Buffer.allocUnsafe(total);
-  let off = 0;
-  for (const r of replies) off = writeReply(buf, off, r);
-  return buf;
+export function encodeReplies(replys: readonly MilterReply[], maxDataSize = MILTER_MAX_DATA_SIZE): Buffer {
+  return encodeBatch(replys, CODEC, maxDataSize);
 }
 
 /** Encode one reply (see encodeReplies). */
 export function encodeReply(reply: MilterReply, maxDataSize = MILTER_MAX_DATA_SIZE): Buffer {
-  const buf = Buffer.allocUnsafe(MILTER_LEN_BYTES + 1 + checkedSize(reply, maxDataSize));
-  writeReply(buf, 0, reply);
-  return buf;
-}
-
-function checkedSize(reply: MilterReply, maxDataSize: number): number {
-  const n = replyDataSize(reply);
-  if (n > maxDataSize) {
-    const code = REPLY_CODE[reply.type];
-    throw new MilterProtocolError(
-      "oversize",
-      `${replyName(code)}: cannot encode ${n} data bytes, the maximum data size is ${maxDataSize}`,
-      code,
-    );
-  }
-  return n;
+  return encodeBatch([reply], CODEC, maxDataSize);
 }
 
 /**

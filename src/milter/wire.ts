@@ -101,3 +101,34 @@ export function putBytes(buf: Buffer, off: number, b: Uint8Array): number {
   return off + b.length;
 }
 
+
+/** One codec's view of its values, for encodeBatch. */
+export interface PacketCodec<T> {
+  code(value: T): number;
+  label: PacketLabel;
+  /** Data bytes of the value's packet; validates the value. */
+  dataSize(value: T): number;
+  /** Write the whole packet at `off`, return the offset after it. */
+  write(buf: Buffer, off: number, value: T): number;
+}
+
+/**
+ * Encode values into one exact-size Buffer (one allocation, so a protocol step
+ * goes out in one socket write). Throws MilterProtocolError "oversize" if a
+ * packet's data exceeds `maxDataSize`, and whatever the codec's checks throw.
+ */
+export function encodeBatch<T>(values: readonly T[], codec: PacketCodec<T>, maxDataSize: number): Buffer {
+  let total = 0;
+  for (const v of values) {
+    const n = codec.dataSize(v);
+    if (n > maxDataSize) {
+      const code = codec.code(v);
+      throw new MilterProtocolError("oversize", `${codec.label(code)}: cannot encode ${n} data bytes, the maximum data size is ${maxDataSize}`, code);
+    }
+    total += MILTER_LEN_BYTES + 1 + n;
+  }
+  const buf = Buffer.allocUnsafe(total);
+  let off = 0;
+  for (const v of values) off = codec.write(buf, off, v);
+  return buf;
+}
