@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import {
   e2eSkipReason,
   freePort,
@@ -18,11 +18,11 @@ import {
   startPostfixSmtpSink,
 } from "./lib/index.ts";
 import { Collector, waitListening } from "../test-client/helpers.ts";
+import { compileMilterkit } from "../../build.ts";
 
 const skip = e2eSkipReason();
 if (skip) console.warn(`SKIP test/e2e/test-client.test.ts: ${skip}`);
 
-const ROOT = resolve(import.meta.dir, "../..");
 let binDir = "";
 let sink: Sink | undefined;
 let pf: PostfixInstance | undefined;
@@ -33,14 +33,7 @@ beforeAll(async () => {
   // Our own binary (same flags as build.ts), so we never race with other tests rebuilding dist/.
   binDir = mkdtempSync("/tmp/mk-e2e-tc-bin-");
   chmodSync(binDir, 0o755);
-  const build = Bun.spawnSync({
-    cmd: [process.execPath, "build", "--compile", "--minify", "--bytecode", "--format=esm", "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig",
-      join(ROOT, "src/main.ts"), "--outfile", join(binDir, "milterkit")],
-    stdout: "pipe",
-    stderr: "pipe",
-    timeout: 60_000,
-  });
-  if (build.exitCode !== 0) throw new Error(`bun build --compile failed: ${build.stderr.toString()}`);
+  compileMilterkit(join(binDir, "milterkit"), { timeoutMs: 60_000 });
   symlinkSync("milterkit", join(binDir, "milter-test-client"));
   sink = await startPostfixSmtpSink({ dumpDir: true });
   pf = await startPostfix({ relayPort: sink.port!, sasl: true, ipv6: true });

@@ -9,8 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MilterClient, type StepOutcome } from "../../src/mta-side/index.ts";
 import { ScriptedMilter } from "./support/scripted-milter.ts";
+import { compileMilterkit } from "../../build.ts";
 
-const ROOT = join(import.meta.dir, "../..");
 const tmpRoot = mkdtempSync(join(tmpdir(), "mk-conditions-compiled-"));
 const BIN = join(tmpRoot, "bin/milterkit");
 const WORK = join(tmpRoot, "etc");
@@ -18,17 +18,7 @@ const children: ScriptedMilter[] = [];
 let manager: ReturnType<typeof Bun.spawn> | undefined;
 
 beforeAll(async () => {
-  const build = Bun.spawnSync({
-    cmd: [
-      process.execPath, "build", "--compile", "--minify", "--bytecode", "--format=esm",
-      "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig",
-      join(ROOT, "src/main.ts"), "--outfile", BIN,
-    ],
-    stdout: "pipe",
-    stderr: "pipe",
-    timeout: 50_000,
-  });
-  if (build.exitCode !== 0) throw new Error(`bun build --compile failed: ${build.stderr.toString()}`);
+  compileMilterkit(BIN, { timeoutMs: 50_000 });
   mkdirSync(WORK, { recursive: true });
   children.push(await new ScriptedMilter().start(), await new ScriptedMilter().start());
 }, 60_000);

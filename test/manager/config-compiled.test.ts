@@ -5,24 +5,14 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { compileMilterkit } from "../../build.ts";
 
-const ROOT = join(import.meta.dir, "../..");
 const tmpRoot = mkdtempSync(join(tmpdir(), "mk-config-compiled-"));
 const BIN = join(tmpRoot, "bin/milterkit");
 const WORK = join(tmpRoot, "etc");
 
 beforeAll(() => {
-  const build = Bun.spawnSync({
-    cmd: [
-      process.execPath, "build", "--compile", "--minify", "--bytecode", "--format=esm",
-      "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig",
-      join(ROOT, "src/main.ts"), "--outfile", BIN,
-    ],
-    stdout: "pipe",
-    stderr: "pipe",
-    timeout: 50_000,
-  });
-  if (build.exitCode !== 0) throw new Error(`bun build --compile failed: ${build.stderr.toString()}`);
+  compileMilterkit(BIN, { timeoutMs: 50_000 });
   symlinkSync(BIN, join(tmpRoot, "bin/milter-manager"));
   mkdirSync(join(WORK, "conf.d"), { recursive: true });
 }, 60_000);

@@ -29,6 +29,7 @@ import {
   workDir,
   writeConfig,
 } from "./support/daemon.ts";
+import { compileMilterkit } from "../../build.ts";
 
 const work = workDir("mk-daemon-");
 const dir = work.dir;
@@ -41,17 +42,7 @@ let child: ScriptedMilter;
 beforeAll(async () => {
   if (!isRoot) return;
   // Our own compiled binary (build.ts's flags): `bun run build` would delete dist/ under other tests.
-  const build = Bun.spawnSync({
-    cmd: [
-      process.execPath, "build", "--compile", "--minify", "--bytecode", "--format=esm",
-      "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig",
-      MAIN, "--outfile", BIN,
-    ],
-    stdout: "pipe",
-    stderr: "pipe",
-    timeout: 90_000,
-  });
-  if (build.exitCode !== 0) throw new Error(`bun build --compile failed: ${build.stderr.toString()}`);
+  compileMilterkit(BIN, { timeoutMs: 90_000 });
   symlinkSync(BIN, LINK);
   mkdirSync(ETC);
   writeConfig(join(ETC, "milterkit.config.json"), { log: { use_syslog: false } });

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startScriptedMilter, type ScriptedMilter } from "../mta-side/scripted-milter.ts";
 import { SMALL_EML } from "./helpers.ts";
+import { compileMilterkit } from "../../build.ts";
 
 const ROOT = join(import.meta.dir, "../..");
 let milter: ScriptedMilter;
@@ -61,12 +62,7 @@ test("compiled binary through the milter-test-server symlink", async () => {
   const dir = mkdtempSync(join(tmpdir(), "mk-ts-bin-"));
   try {
     const bin = join(dir, "milterkit");
-    // build.ts's flags, into our own directory.
-    const b = Bun.spawnSync([
-      process.execPath, "build", "--compile", "--minify", "--bytecode", "--format=esm",
-      "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig", join(ROOT, "src/main.ts"), "--outfile", bin,
-    ], { stdout: "pipe", stderr: "pipe" });
-    expect(b.exitCode).toBe(0);
+    compileMilterkit(bin);
     symlinkSync("milterkit", join(dir, "milter-test-server"));
     const r = await cli(["-s", milter.spec, "-m", SMALL_EML, "--output-message"], [join(dir, "milter-test-server")]);
     expect(r.code).toBe(0);
