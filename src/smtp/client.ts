@@ -100,6 +100,7 @@ export class SmtpConnection {
   private closed = false;
   private queue: Uint8Array[] = [];
   private tlsDone: ((e?: Error) => void) | undefined;
+  private connecting: ((e: ConnectError | undefined, c: SmtpConnection) => void) | undefined;
   /** Called for every reply line received (verbose mode). */
   onReplyLine?: (line: string) => void;
 
@@ -110,58 +111,54 @@ export class SmtpConnection {
     };
   }
 
-  static async open(ep: Endpoint, o: ConnectOptions, events: ConnectionEvents): Promise<SmtpConnection> {
-    let lastErr: ConnectError | undefined;
-    for (let attempt = 1; attempt <= Math.max(1, o.attempts); attempt++) {
-      const c = new SmtpConnection(events, o.timeoutMs);
-      try {
-        await c.connect(ep);
-        return c;
-      } catch (e) {
-        lastErr = e instanceof ConnectError ? e : connectError(e);
-        if (lastErr.code !== "ECONNREFUSED") throw lastErr;
-      }
-    }
-    throw lastErr!;
+  /**
+   * Connect (retrying up to `attempts` times while refused) and call `done`
+   * once, with the connection or the error. No promise chain or timer of its
+   * own per connection: `deadline` bounds the connect too, checked by the
+   * owner's sweeper (checkDeadline) like every reply.
+   */
+  static open(ep: Endpoint, o: ConnectOptions, events: ConnectionEvents, done: (e: ConnectError | undefined, c: SmtpConnection) => void): SmtpConnection {
+    const c = new SmtpConnection(events, o.timeoutMs);
+    c.connecting = done;
+    c.deadline = performance.now() + o.timeoutMs;
+    c.attempt(ep, Math.max(1, o.attempts));
+    return c;
   }
 
-  private connect(ep: Endpoint): Promise<void> {
+  private attempt(ep: Endpoint, left: number): void {
     const opts: any = ep.kind === "unix"
       ? { unix: ep.path, data: this, socket: handlers }
       : { hostname: ep.address, port: ep.port, data: this, socket: handlers };
-    return new Promise<void>((resolve, reject) => {
-      let done = false;
-      const t = setTimeout(() => {
-        done = true;
-        reject(new ConnectError("ETIMEDOUT", "connect: Connection timed out"));
-      }, this.timeoutMs);
-      Bun.connect<SmtpConnection>(opts).then(
-        (sock) => {
-          clearTimeout(t);
-          if (done) {
-            this.closed = true;
-            sock.terminate();
-            return;
-          }
-          done = true;
-          this.sock = sock;
-          if (ep.kind === "inet") sock.setNoDelay(true);
-          resolve();
-        },
-        (e) => {
-          clearTimeout(t);
-          if (done) return;
-          done = true;
-          reject(connectError(e));
-        },
-      );
-    });
+    Bun.connect<SmtpConnection>(opts).then(
+      (sock) => {
+        if (!this.connecting) {
+          sock.terminate(); // timed out (or aborted) meanwhile
+          return;
+        }
+        this.sock = sock; // Bun sets TCP_NODELAY itself
+        this.endConnect(undefined);
+      },
+      (e) => {
+        if (!this.connecting) return;
+        const err = connectError(e);
+        if (err.code === "ECONNREFUSED" && left > 1) return this.attempt(ep, left - 1);
+        this.closed = true;
+        this.endConnect(err);
+      },
+    );
+  }
+
+  private endConnect(e: ConnectError | undefined): void {
+    const done = this.connecting!;
+    this.connecting = undefined;
+    this.deadline = 0;
+    done(e, this);
   }
 
   onData(d: Buffer): void {
     if (this.closed) return;
     try {
-      this.parser.push(d.toString("latin1"), this.onParsed);
+      this.parser.push(d, this.onParsed);
     } catch (e) {
       this.fail(e instanceof ReplySyntaxError ? e : new ConnectionLost(String(e)));
     }
@@ -189,6 +186,7 @@ export class SmtpConnection {
   fail(e: Error): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.connecting) return this.endConnect(connectError(e));
     this.deadline = 0;
     try { this.sock?.terminate(); } catch {}
     const t = this.tlsDone;
@@ -199,7 +197,11 @@ export class SmtpConnection {
 
   /** Called by the owner's sweeper: fail the connection when a reply is overdue. */
   checkDeadline(now: number): void {
-    if (this.deadline !== 0 && now > this.deadline) this.fail(new ReplyTimeout(this.timeoutMs / 1000));
+    if (this.deadline === 0 || now <= this.deadline) return;
+    if (this.connecting) {
+      this.closed = true;
+      this.endConnect(new ConnectError("ETIMEDOUT", "connect: Connection timed out"));
+    } else this.fail(new ReplyTimeout(this.timeoutMs / 1000));
   }
 
   get isClosed(): boolean {
@@ -255,8 +257,9 @@ export class SmtpConnection {
     try { this.sock?.end(); } catch {}
   }
 
-  /** Close abruptly (fatal stop); no `lost` event follows. */
+  /** Close abruptly (fatal stop); no `lost` event follows (nor the connect callback). */
   abort(): void {
+    this.connecting = undefined;
     this.closed = true;
     this.deadline = 0;
     try { this.sock?.terminate(); } catch {}

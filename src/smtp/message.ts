@@ -86,9 +86,18 @@ export interface HeaderFields {
 
 /** The generated header block including the empty line that ends it. */
 export function generatedHeaders(h: HeaderFields): string {
-  return `From: <${h.from}>\r\nTo: <${h.to}>\r\nDate: ${h.date}\r\n` +
-    `Message-Id: <${hex4(h.pid)}.${hex4(h.session)}.${hex4(h.message)}@${h.myhostname}>\r\n` +
-    (h.subject === undefined ? "" : `Subject: ${h.subject}\r\n`) + CRLF;
+  return headerTemplate(h)(h.date, h.message);
+}
+
+/**
+ * The header block of one session with only the date and the message number
+ * left open: everything else is formatted once, not for every message.
+ */
+export function headerTemplate(h: Omit<HeaderFields, "date" | "message">): (date: string, message: number) => string {
+  const head = `From: <${h.from}>\r\nTo: <${h.to}>\r\nDate: `;
+  const id = `\r\nMessage-Id: <${hex4(h.pid)}.${hex4(h.session)}.`;
+  const tail = `@${h.myhostname}>\r\n` + (h.subject === undefined ? "" : `Subject: ${h.subject}\r\n`) + CRLF;
+  return (date, message) => head + date + id + hex4(message) + tail;
 }
 
 /**

@@ -1,5 +1,5 @@
 // SMTP replies (RFC 5321 §4.2): "ddd-text" continuation lines, then "ddd text".
-// Pure: fed with latin1 text in arbitrary chunks, yields whole replies.
+// Pure: fed with bytes in arbitrary chunks, yields whole replies.
 
 export interface Reply {
   code: number;
@@ -30,33 +30,44 @@ export function ehloKeywords(r: Reply): Set<string> {
 }
 
 const MAX_LINE = 64 * 1024;
+const LF = 10, CR = 13, DASH = 45, SPACE = 32;
+const EMPTY = Buffer.alloc(0);
 
+/**
+ * Replies from the bytes as they arrive. Works on the bytes themselves (a
+ * line becomes a string only once it is whole): decoding each chunk to text
+ * first cost a load run more CPU than the rest of the reply handling.
+ */
 export class ReplyParser {
-  private partial = "";
+  private partial: Buffer = EMPTY;
   private lines: string[] = [];
 
-  /** Append `text` and call `onReply` for every reply completed by it. */
-  push(text: string, onReply: (r: Reply) => void): void {
-    let s = this.partial === "" ? text : this.partial + text;
+  /** Append `chunk` and call `onReply` for every reply completed by it. */
+  push(chunk: Uint8Array | string, onReply: (r: Reply) => void): void {
+    let b = typeof chunk === "string" ? Buffer.from(chunk, "latin1")
+      : chunk instanceof Buffer ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    if (this.partial.length) b = Buffer.concat([this.partial, b]);
     let start = 0;
     for (;;) {
-      const nl = s.indexOf("\n", start);
+      const nl = b.indexOf(LF, start);
       if (nl < 0) break;
-      const end = nl > start && s.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
-      const line = s.slice(start, end);
+      const end = nl > start && b[nl - 1] === CR ? nl - 1 : nl;
+      const c0 = b[start] - 48, c1 = b[start + 1] - 48, c2 = b[start + 2] - 48;
+      if (!(end - start >= 3 && c0 >= 0 && c0 <= 9 && c1 >= 0 && c1 <= 9 && c2 >= 0 && c2 <= 9)) {
+        throw new ReplySyntaxError(b.toString("latin1", start, end));
+      }
+      const sep = end - start > 3 ? b[start + 3] : SPACE;
+      this.lines.push(b.toString("latin1", start, end));
       start = nl + 1;
-      const c0 = line.charCodeAt(0) - 48, c1 = line.charCodeAt(1) - 48, c2 = line.charCodeAt(2) - 48;
-      if (!(c0 >= 0 && c0 <= 9 && c1 >= 0 && c1 <= 9 && c2 >= 0 && c2 <= 9)) throw new ReplySyntaxError(line);
-      const sep = line.length > 3 ? line.charCodeAt(3) : 32;
-      this.lines.push(line);
-      if (sep !== 45 /* '-' */) {
+      if (sep !== DASH) {
         const lines = this.lines;
         this.lines = [];
         onReply({ code: c0 * 100 + c1 * 10 + c2, lines });
       }
     }
-    s = start === 0 ? s : s.slice(start);
-    if (s.length > MAX_LINE) throw new ReplySyntaxError(s);
-    this.partial = s;
+    const rest = b.length - start;
+    if (rest > MAX_LINE) throw new ReplySyntaxError(b.toString("latin1", start, start + 200));
+    // Keep a copy: the caller may reuse its buffer.
+    this.partial = rest === 0 ? EMPTY : Buffer.from(b.subarray(start));
   }
 }

@@ -6,9 +6,9 @@
 // answers, in lock-step and pipelined mode alike.
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
-import { ConnectError, type Endpoint, ReplyTimeout, SmtpConnection } from "./client.ts";
+import { type Endpoint, ReplyTimeout, SmtpConnection } from "./client.ts";
 import {
-  ContentBuilder, currentDate, defaultBody, fileMessage, generatedBody, generatedHeaders, recipients,
+  ContentBuilder, currentDate, defaultBody, fileMessage, generatedBody, headerTemplate, recipients,
 } from "./message.ts";
 import { ehloKeywords, type Reply, ReplySyntaxError, replyText } from "./reply.ts";
 import type { SourceOptions } from "./source-options.ts";
@@ -67,6 +67,7 @@ class Session {
   private tlsActive = false;
   private ehloKeywords: Set<string> | undefined;
   private readonly builder: ContentBuilder;
+  private readonly headers: (n: number) => string;
   private finished = false;
   // The message in flight.
   private msg = -1;
@@ -92,6 +93,7 @@ class Session {
 
   constructor(private readonly src: SmtpSource, private readonly id: number, private readonly done: () => void) {
     this.builder = src.newBuilder();
+    this.headers = src.headerMaker(id);
   }
 
   // ---- lifecycle ----------------------------------------------------------------
@@ -120,21 +122,18 @@ class Session {
     this.head = 0;
     this.pipelining = false;
     this.tlsActive = false;
-    src.openConnection(this.events).then(
-      (conn) => {
-        if (src.stopped) {
-          conn.abort();
-          return this.finish();
-        }
-        this.conn = conn;
-        this.expect("banner");
-      },
-      (e: Error) => {
-        if (src.stopped) return this.finish();
+    src.openConnection(this.events, (e, conn) => {
+      if (src.stopped) {
+        conn.abort();
+        return this.finish();
+      }
+      if (e) {
         this.countFailure("connect");
-        src.fatal(e.message);
-      },
-    );
+        return src.fatal(e.message);
+      }
+      this.conn = conn;
+      this.expect("banner");
+    });
   }
 
   /** Wait -w/-R, then `then()`; a fatal stop ends the session instead. */
@@ -214,7 +213,7 @@ class Session {
     const lmtpReplies = src.o.lmtp ? this.accepted : 1;
     let tail: Uint8Array = EMPTY;
     if (this.pipelining) tail = this.chooseTail();
-    const content = this.builder.build(src.headers(this.id, this.msg), tail.length ? tail : undefined);
+    const content = this.builder.build(this.headers(this.msg), tail.length ? tail : undefined);
     if (src.verbose) {
       src.say(".");
       if (tail.length) src.showSent(tail);
@@ -561,13 +560,12 @@ export class SmtpSource {
     return recipients(this.o.to, this.o.recipients, this.o.numbered, () => ++this.rcptCounter);
   }
 
-  /** Header block of message `n` in session `sess` ("" with -o or -F). */
-  headers(sess: number, n: number): string {
-    if (!this.generated) return "";
-    return generatedHeaders({
-      from: this.o.from, to: this.o.to, myhostname: this.o.myhostname, subject: this.o.subject,
-      pid: process.pid, session: sess, message: n, date: currentDate(),
-    });
+  /** The header block of a session's messages ("" with -o or -F), given the message number. */
+  headerMaker(sess: number): (n: number) => string {
+    if (!this.generated) return () => "";
+    const o = this.o;
+    const t = headerTemplate({ from: o.from, to: o.to, myhostname: o.myhostname, subject: o.subject, pid: process.pid, session: sess });
+    return (n) => t(currentDate(), n);
   }
 
   claim(): number {
@@ -587,18 +585,19 @@ export class SmtpSource {
     return s;
   }
 
-  async openConnection(events: { reply(r: Reply): void; lost(e: Error): void }): Promise<SmtpConnection> {
-    let conn: SmtpConnection;
-    try {
-      conn = await SmtpConnection.open(this.endpoint, { timeoutMs: this.o.timeout * 1000, attempts: this.o.connectAttempts }, events);
-    } catch (e) {
-      throw new FatalError(e instanceof ConnectError ? e.message : `connect: ${String(e)}`);
-    }
-    this.connections++;
-    this.live.add(conn);
-    if (this.verbose) conn.onReplyLine = (l) => this.say(`<<< ${l}`);
-    if (this.o.verbose > 1) this.say(`connected to ${formatTarget(this.o.target)}`);
-    return conn;
+  /** Open a connection for a session; `done` gets it, or the error as Postfix words it. */
+  openConnection(events: { reply(r: Reply): void; lost(e: Error): void }, done: (e: Error | undefined, c: SmtpConnection) => void): void {
+    const conn = SmtpConnection.open(this.endpoint, { timeoutMs: this.o.timeout * 1000, attempts: this.o.connectAttempts }, events, (e, c) => {
+      if (e) {
+        this.live.delete(c);
+        return done(e, c);
+      }
+      this.connections++;
+      if (this.verbose) c.onReplyLine = (l) => this.say(`<<< ${l}`);
+      if (this.o.verbose > 1) this.say(`connected to ${formatTarget(this.o.target)}`);
+      done(undefined, c);
+    });
+    this.live.add(conn); // the sweeper bounds the connect, too
   }
 
   forget(conn: SmtpConnection): void {

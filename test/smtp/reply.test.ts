@@ -26,6 +26,19 @@ describe("ReplyParser", () => {
     }
     expect(whole.map((r) => r.code)).toEqual([220, 250, 250, 550]);
   });
+  test("bytes in any split, 8-bit text kept as latin1", () => {
+    const bytes = Buffer.from("250-caf\xe9\r\n250 ok\r\n554 5.7.1 \xff\r\n", "latin1");
+    for (let size = 1; size <= 5; size++) {
+      const p = new ReplyParser();
+      const out: Reply[] = [];
+      for (let i = 0; i < bytes.length; i += size) p.push(new Uint8Array(bytes.subarray(i, i + size)), (r) => out.push(r));
+      expect(out).toEqual([{ code: 250, lines: ["250-caf\xe9", "250 ok"] }, { code: 554, lines: ["554 5.7.1 \xff"] }]);
+    }
+  });
+  test("a line longer than 64 KiB without its end is an error, not a growing buffer", () => {
+    const p = new ReplyParser();
+    expect(() => p.push(Buffer.alloc(70 * 1024, 0x32), () => {})).toThrow(ReplySyntaxError);
+  });
   test("a bare code line and LF-only line ends", () => {
     expect(parseAll(["250\n"])).toEqual([{ code: 250, lines: ["250"] }]);
   });

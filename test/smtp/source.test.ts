@@ -165,6 +165,33 @@ describe("smtp-source dialogue (as Postfix's)", () => {
     expect(r.stderr).toBe("smtp-source: fatal: connect: Connection refused\n");
   });
 
+  test("--timeout bounds the connect: a listener whose queue is full never answers the SYN", async () => {
+    // A listener with backlog 0 that never accepts: once its queue holds one
+    // connection, the kernel drops further SYNs and connect() waits.
+    const py = Bun.spawn(["python3", "-c",
+      "import socket,time\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(30)"],
+      { stdout: "pipe" });
+    try {
+      const reader = py.stdout.getReader();
+      const port = Number(new TextDecoder().decode((await reader.read()).value).trim());
+      const fillers: { terminate(): void }[] = [];
+      for (let i = 0; i < 3; i++) {
+        Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then((c) => fillers.push(c), () => {});
+      }
+      await Bun.sleep(200);
+      const t0 = performance.now();
+      const r = await src([...base, "--timeout", "1", `127.0.0.1:${port}`], 15_000);
+      const secs = (performance.now() - t0) / 1000;
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe("smtp-source: fatal: connect: Connection timed out\n");
+      expect(secs).toBeLessThan(10); // bounded by --timeout (1 s) plus the sweep, not by the kernel's SYN retries
+      for (const f of fillers) f.terminate();
+    } finally {
+      py.kill();
+      await py.exited;
+    }
+  }, 20_000);
+
   test("unix: target", async () => {
     const dir = mkdtempSync(join(tmpdir(), "mk-src-"));
     srv = scriptedServer({ unix: join(dir, "s.sock") });
