@@ -142,8 +142,7 @@ export class SmtpConnection {
         if (!this.connecting) return;
         const err = connectError(e);
         if (err.code === "ECONNREFUSED" && left > 1) return this.attempt(ep, left - 1);
-        this.closed = true;
-        this.endConnect(err);
+        this.fail(err);
       },
     );
   }
@@ -182,11 +181,11 @@ export class SmtpConnection {
     this.fail(e ? new ConnectionLost(`lost connection (${e.message})`) : new ConnectionLost());
   }
 
-  /** End the connection because of `e` and tell the owner. */
+  /** End the connection because of `e` and tell the owner (the connect callback while connecting). */
   fail(e: Error): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.connecting) return this.endConnect(connectError(e));
+    if (this.connecting) return this.endConnect(e instanceof ConnectError ? e : connectError(e));
     this.deadline = 0;
     try { this.sock?.terminate(); } catch {}
     const t = this.tlsDone;
@@ -195,13 +194,10 @@ export class SmtpConnection {
     else this.events.lost(e);
   }
 
-  /** Called by the owner's sweeper: fail the connection when a reply is overdue. */
+  /** Called by the owner's sweeper: fail the connection when the connect or a reply is overdue. */
   checkDeadline(now: number): void {
     if (this.deadline === 0 || now <= this.deadline) return;
-    if (this.connecting) {
-      this.closed = true;
-      this.endConnect(new ConnectError("ETIMEDOUT", "connect: Connection timed out"));
-    } else this.fail(new ReplyTimeout(this.timeoutMs / 1000));
+    this.fail(this.connecting ? new ConnectError("ETIMEDOUT", "connect: Connection timed out") : new ReplyTimeout(this.timeoutMs / 1000));
   }
 
   get isClosed(): boolean {
