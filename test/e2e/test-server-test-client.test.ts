@@ -27,7 +27,10 @@ beforeAll(async () => {
   });
   void (async () => {
     const reader = proc.stdout as ReadableStream<Uint8Array>;
-    for await (const chunk of reader) log += Buffer.from(chunk).toString("utf8");
+    // Streaming decode: a pipe read can end inside a UTF-8 sequence (8-bit body bytes are
+    // two-byte characters in the JSON); decoding each read alone would turn both halves into U+FFFD.
+    const utf8 = new TextDecoder("utf-8");
+    for await (const chunk of reader) log += utf8.decode(chunk, { stream: true });
   })();
   await waitForPort("127.0.0.1", port, 15_000, { pid: proc.pid, what: "milter-test-client" });
 }, 30_000);
