@@ -289,7 +289,12 @@ describe("listening and exit status", () => {
       for (const [flag, mode] of [["--unix-socket-group=mail", 0o640], ["--socket-group-name=mail", 0o660]] as const) {
         const path = join(dir.path, `m-${mode}.sock`);
         const c = await startClient(["-s", `unix:${path}`, flag, ...(mode === 0o640 ? ["--unix-socket-mode=0640"] : [])]);
-        const st = statSync(path);
+        // The socket accepts connections a moment before the chown to the dropped-to user: wait (bounded) for it.
+        let st = statSync(path);
+        for (let i = 0; isRoot && st.uid !== 65534 && i < 200; i++) {
+          await Bun.sleep(10);
+          st = statSync(path);
+        }
         expect(st.mode & 0o777).toBe(mode);
         if (isRoot) {
           expect(st.gid).toBe(8);
