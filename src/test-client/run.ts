@@ -77,17 +77,18 @@ export async function runTestClient(c: TestClientConfig): Promise<number | undef
       if (e instanceof ListenError) throw new StartError(e.message);
       throw e;
     }
-    if (server.spec.kind === "unix") chownTo(server.spec.path, identity);
-    if (c.pidFile && worker === undefined) writePidFile(c.pidFile);
-    dropPrivileges(identity);
-    logger.info(`listening on ${formatSpec(server.spec)}${worker !== undefined ? ` (worker ${worker})` : ""}`);
-    notifyReady();
+    // Handlers first: whoever reads the pid file may signal at once, and must get a clean stop.
     installSignals(logger, async () => {
       await server.close({ waitMs: 2000 });
       if (c.pidFile && worker === undefined) removePidFile(c.pidFile);
       await out.drain();
       await logger.close();
     });
+    if (server.spec.kind === "unix") chownTo(server.spec.path, identity);
+    if (c.pidFile && worker === undefined) writePidFile(c.pidFile);
+    dropPrivileges(identity);
+    logger.info(`listening on ${formatSpec(server.spec)}${worker !== undefined ? ` (worker ${worker})` : ""}`);
+    notifyReady();
     return undefined;
   } catch (e) {
     if (e instanceof StartError || e instanceof PrivilegeError || e instanceof PidFileError) {
@@ -113,14 +114,14 @@ async function supervise(c: TestClientConfig, logger: Logger): Promise<number | 
   } catch (e) {
     throw new StartError((e as Error).message);
   }
-  if (c.pidFile) writePidFile(c.pidFile);
-  logger.info(`${c.nWorkers} workers listening on ${formatSpec(bound)}: pids ${pool.pids.join(" ")}`);
-  notifyReady();
   installSignals(logger, async () => {
     await pool.stop();
     if (c.pidFile) removePidFile(c.pidFile);
     await logger.close();
   });
+  if (c.pidFile) writePidFile(c.pidFile);
+  logger.info(`${c.nWorkers} workers listening on ${formatSpec(bound)}: pids ${pool.pids.join(" ")}`);
+  notifyReady();
   return undefined;
 }
 
