@@ -4,6 +4,7 @@
 // the owner's `reply`/`lost` callbacks (source.ts).
 import type { Socket, SocketHandler } from "bun";
 import { type Reply, ReplyParser, ReplySyntaxError } from "./reply.ts";
+import { flushQueue, writeOrQueue } from "./write-queue.ts";
 
 /** The connection ended before the reply we waited for. */
 export class ConnectionLost extends Error {
@@ -164,16 +165,7 @@ export class SmtpConnection {
   }
 
   onDrain(): void {
-    while (this.queue.length) {
-      const b = this.queue[0];
-      const n = this.sock.write(b);
-      if (n < 0) return;
-      if (n < b.length) {
-        this.queue[0] = b.subarray(n);
-        return;
-      }
-      this.queue.shift();
-    }
+    flushQueue(this.sock, this.queue);
   }
 
   onClose(e?: Error): void {
@@ -206,14 +198,7 @@ export class SmtpConnection {
 
   /** Write one protocol step; the buffer must not change until the reply to it arrives. */
   write(buf: Uint8Array): void {
-    if (this.closed) return;
-    if (this.queue.length === 0) {
-      const n = this.sock.write(buf);
-      if (n === buf.length) return;
-      if (n < 0) return; // the close event reports it
-      buf = buf.subarray(n > 0 ? n : 0);
-    }
-    this.queue.push(buf);
+    if (!this.closed) writeOrQueue(this.sock, this.queue, buf);
   }
 
   /** Switch to TLS (after the server's 220 to STARTTLS); `done` gets an error if the handshake fails. */

@@ -7,6 +7,7 @@ import { appendFileSync, chownSync, existsSync, lstatSync, mkdirSync, statSync, 
 import { dirname, join } from "node:path";
 import { formatDump, unstuff } from "./dump.ts";
 import type { SinkOptions } from "./sink-options.ts";
+import { flushQueue, writeOrQueue } from "./write-queue.ts";
 
 export interface SinkIO {
   out(s: string): void;
@@ -51,7 +52,7 @@ interface Conn {
   rcptArgs: string[];
   rcpts: number;
   out: string;
-  queue: Buffer[];
+  queue: Uint8Array[];
   lastActive: number;
   closing: boolean;
   started: boolean;
@@ -295,25 +296,11 @@ export class SmtpSink {
     if (c.out === "") return;
     const buf = Buffer.from(c.out, "latin1");
     c.out = "";
-    if (c.queue.length === 0) {
-      const n = c.sock.write(buf);
-      if (n === buf.length || n < 0) return;
-      c.queue.push(buf.subarray(n > 0 ? n : 0));
-    } else c.queue.push(buf);
+    writeOrQueue(c.sock, c.queue, buf);
   }
 
   private flushQueue(c: Conn): void {
-    while (c.queue.length) {
-      const b = c.queue[0];
-      const n = c.sock.write(b);
-      if (n < 0) return;
-      if (n < b.length) {
-        c.queue[0] = b.subarray(n);
-        return;
-      }
-      c.queue.shift();
-    }
-    if (c.closing) c.sock.end();
+    if (flushQueue(c.sock, c.queue) && c.closing) c.sock.end();
   }
 
   /** Send what is pending, then close. */
