@@ -1,6 +1,6 @@
 // smtp-sink: SMTP/LMTP test server compatible with Postfix's smtp-sink.
 import { defineCommand } from "citty";
-import { writeSync } from "node:fs";
+import { writeNow } from "../runtime/output.ts";
 import { VERSION } from "../version.ts";
 import { OptionError } from "../smtp/getopt.ts";
 import { SinkError, SmtpSink } from "../smtp/sink.ts";
@@ -8,17 +8,9 @@ import { parseSinkArgs } from "../smtp/sink-options.ts";
 
 const PROG = "smtp-sink";
 
-function write(fd: number, s: string): void {
-  try {
-    writeSync(fd, s);
-  } catch {
-    // A closed stdout/stderr must not stop the server.
-  }
-}
-
 /** Start the sink; resolves to an exit status on a start-up error, else undefined (it keeps running). */
 export async function runSmtpSink(argv: string[]): Promise<number | undefined> {
-  const err = (s: string) => write(2, s);
+  const err = (s: string) => writeNow(2, s);
   let o;
   try {
     o = parseSinkArgs(argv);
@@ -29,7 +21,7 @@ export async function runSmtpSink(argv: string[]): Promise<number | undefined> {
     }
     throw e;
   }
-  const sink = new SmtpSink(o, { out: (s) => write(1, s), err, prog: PROG });
+  const sink = new SmtpSink(o, { out: (s) => writeNow(1, s), err, prog: PROG });
   let where;
   try {
     where = await sink.start();
@@ -41,14 +33,14 @@ export async function runSmtpSink(argv: string[]): Promise<number | undefined> {
     throw e;
   }
   // A port chosen by the system must be told; a fixed one is known.
-  if (o.listen.kind === "inet" && o.listen.port === 0) write(1, `listening on ${where.hostname}:${where.port}\n`);
+  if (o.listen.kind === "inet" && o.listen.port === 0) writeNow(1, `listening on ${where.hostname}:${where.port}\n`);
   else if (o.verbose) err(`${PROG}: listening on ${o.listen.kind === "unix" ? `unix:${where.path}` : `${where.hostname}:${where.port}`}\n`);
   let stopping = false;
   const stop = () => {
     if (stopping) return;
     stopping = true;
     sink.stop();
-    if (o.counters) write(1, "\n");
+    if (o.counters) writeNow(1, "\n");
     if (o.summary) err(sink.summary());
     process.exit(0);
   };

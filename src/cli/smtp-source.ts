@@ -1,8 +1,9 @@
 // smtp-source: Postfix-compatible SMTP/LMTP load generator (same letters,
 // defaults, dialogue and stdout), plus pipelining, STARTTLS and a summary.
 import { defineCommand } from "citty";
-import { readFileSync, writeSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { isatty } from "node:tty";
+import { writeNow } from "../runtime/output.ts";
 import { VERSION } from "../version.ts";
 import { OptionError } from "../smtp/getopt.ts";
 import { Progress } from "../smtp/progress.ts";
@@ -12,17 +13,9 @@ import { formatSummary, summaryJson } from "../smtp/stats.ts";
 
 const PROG = "smtp-source";
 
-function write(fd: number, s: string): void {
-  try {
-    writeSync(fd, s);
-  } catch {
-    // A closed stdout/stderr must not turn into a crash of the load run.
-  }
-}
-
 /** Run smtp-source with `argv` (without the program name); resolves to the exit status. */
 export async function runSmtpSource(argv: string[]): Promise<number> {
-  const err = (s: string) => write(2, s);
+  const err = (s: string) => writeNow(2, s);
   let o;
   try {
     o = parseSourceArgs(argv);
@@ -49,7 +42,7 @@ export async function runSmtpSource(argv: string[]): Promise<number> {
       return 1;
     }
   }
-  const source = new SmtpSource(o, { out: (s) => write(1, s), err, prog: PROG }, file);
+  const source = new SmtpSource(o, { out: (s) => writeNow(1, s), err, prog: PROG }, file);
   const showProgress = o.progress ?? (isatty(2) && o.verbose === 0 && !o.counter);
   const progress = showProgress ? new Progress(() => source.progress()) : undefined;
   progress?.start();
@@ -57,7 +50,7 @@ export async function runSmtpSource(argv: string[]): Promise<number> {
   progress?.stop();
   // An unreachable target is one line; a run that talked to the server is summarised.
   if (summary.connections > 0 || !summary.fatal) {
-    if (o.json) write(1, summaryJson(summary) + "\n");
+    if (o.json) writeNow(1, summaryJson(summary) + "\n");
     else if (o.summary) err(formatSummary(summary, PROG));
   }
   return summary.fatal ? 1 : 0;

@@ -97,3 +97,13 @@ export function closeFd(fd: number): void {
     closeSync(fd);
   } catch {}
 }
+
+/**
+ * One synchronous write of `text` (UTF-8) to `fd`, for lines a tool prints as
+ * it goes; an fd that is closed or failing is ignored rather than crashing the tool.
+ */
+export function writeNow(fd: number, text: string): void {
+  try {
+    writeSync(fd, text);
+  } catch {}
+}
