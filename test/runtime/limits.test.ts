@@ -1,29 +1,10 @@
 // manager.max_file_descriptors (setrlimit through libc, checked in /proc) and the
 // max_connections gate with suspend_time_on_unacceptable.
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
 import { ConnectionGate, fileDescriptorLimit, LimitError, setFileDescriptorLimit } from "../../src/runtime/limits.ts";
+import { runScript } from "./run-script.ts";
 
-const ROOT = resolve(import.meta.dir, "../..");
 const isRoot = process.getuid?.() === 0;
-
-/** Run a script in its own process (a limit set here would stay with the test runner). */
-async function runScript(code: string, o: { uid?: number } = {}) {
-  const dir = mkdtempSync(join(tmpdir(), "mk-rt-lim-"));
-  const file = join(dir, "s.ts");
-  writeFileSync(file, code.replaceAll("@ROOT@", ROOT), { mode: 0o644 });
-  try {
-    const p = Bun.spawn({ cmd: [process.execPath, file], cwd: ROOT, uid: o.uid, gid: o.uid, stdout: "pipe", stderr: "pipe" });
-    const timer = setTimeout(() => p.kill("SIGKILL"), 20_000);
-    const [stdout, stderr, code_] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-    clearTimeout(timer);
-    return { stdout, stderr, code: code_ };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 describe("open-file limit", () => {
   test("read from /proc/<pid>/limits", () => {

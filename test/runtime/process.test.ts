@@ -1,30 +1,16 @@
 // Privilege drop, daemon readiness and worker pools, each in a child process (they change the process itself).
 import { describe, expect, test } from "bun:test";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { lookupGroup, lookupUser, PrivilegeError } from "../../src/runtime/privilege.ts";
 import { removePidFile, writePidFile } from "../../src/runtime/daemon.ts";
+import { runScript as runShared } from "./run-script.ts";
 
-const ROOT = resolve(import.meta.dir, "../..");
 const isRoot = process.getuid?.() === 0;
 
-async function runScript(code: string, o: { uid?: number; env?: Record<string, string> } = {}) {
-  const dir = mkdtempSync(join(tmpdir(), "mk-rt-p-"));
-  const file = join(dir, "s.ts");
-  writeFileSync(file, code.replaceAll("@ROOT@", ROOT));
-  chmodSync(dir, 0o755); // readable when run as nobody
-  chmodSync(file, 0o644);
-  try {
-    const p = Bun.spawn({ cmd: [process.execPath, file], cwd: ROOT, uid: o.uid, gid: o.uid, env: { ...process.env, ...o.env }, stdout: "pipe", stderr: "pipe" });
-    const timer = setTimeout(() => p.kill("SIGKILL"), 30_000);
-    const [stdout, stderr, code_] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-    clearTimeout(timer);
-    return { stdout, stderr, code: code_ };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+// These scripts start daemons and worker pools of their own: a longer bound than the default.
+const runScript = (code: string, o: Parameters<typeof runShared>[1] = {}) => runShared(code, { timeoutMs: 30_000, ...o });
 
 describe("privilege", () => {
   test("users and groups by name or number", () => {

@@ -1,26 +1,7 @@
 // Daemon signal handling, in a child process that signals itself: graceful stop then exit 0, a
 // second stop signal exits at once, reloads never overlap, SIGUSR1 reopens.
 import { expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-
-const ROOT = resolve(import.meta.dir, "../..");
-
-async function runScript(code: string) {
-  const dir = mkdtempSync(join(tmpdir(), "mk-rt-sig-"));
-  const file = join(dir, "s.ts");
-  writeFileSync(file, code.replaceAll("@ROOT@", ROOT));
-  try {
-    const p = Bun.spawn({ cmd: [process.execPath, file], cwd: ROOT, stdout: "pipe", stderr: "pipe" });
-    const timer = setTimeout(() => p.kill("SIGKILL"), 20_000);
-    const [stdout, stderr, code_] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
-    clearTimeout(timer);
-    return { stdout, stderr, code: code_ };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+import { runScript } from "./run-script.ts";
 
 test("SIGHUP reloads one at a time (three during a reload = one more), SIGUSR1 reopens, SIGTERM stops and exits 0", async () => {
   const r = await runScript(`
