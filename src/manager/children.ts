@@ -1,9 +1,12 @@
 // The children of one MTA session (manager.md §2.1, §2.3, §2.7): one MilterClient per enabled
 // milter, opened in parallel at negotiation, with the per-session and per-message state the
 // leader and the pipeline need (alive, in the transaction, processing the message, accepted
-// recipients, skip), and the rule that turns a failed step into the child's fallback status.
+// recipients, skip). What happens to a child when is the rule book's (rules/); Child.take carries
+// out a rule's effect, Child.decide turns a failed step into the child's fallback (rules/failures.ts).
 import type { MilterConfig } from "./config/schema.ts";
-import { type ChildDecision, realStatus } from "./merge.ts";
+import { type ChildDecision, realStatus } from "./rules/answers.ts";
+import type { ChildEffect, ChildState } from "./rules/envelope.ts";
+import { failedStep, failureText } from "./rules/failures.ts";
 import type { ChildView } from "./stop-hook.ts";
 import {
   MilterClient,
@@ -13,7 +16,7 @@ import {
 } from "../mta-side/index.ts";
 import type { Negotiated, OptionWords } from "../milter/index.ts";
 
-export class Child implements ChildView {
+export class Child implements ChildView, ChildState {
   readonly name: string;
   readonly config: MilterConfig;
   readonly client: MilterClient;
@@ -30,8 +33,6 @@ export class Child implements ChildView {
   started = false;
   /** Answered skip: gets no more body chunks of this message. */
   skipBody = false;
-  /** Its replace-body packets of this end-of-message began (the first one clears the body). */
-  replacingBody = false;
   /** Last real answer, for logs and conditions. */
   lastStatus: string | undefined;
   /** Why the child left the session, for the log. */
@@ -63,6 +64,34 @@ export class Child implements ChildView {
     return this.negotiated?.leadingSpace ?? false;
   }
 
+  /** It negotiated SMFIP_RCPT_REJ: it wants the recipients the MTA refused itself. */
+  get wantsRefusedRecipients(): boolean {
+    return this.negotiated?.rcptRejected ?? false;
+  }
+
+  /** Carry out what a rule (rules/) does to this child. */
+  take(effect: ChildEffect): void {
+    switch (effect) {
+      case "none":
+        return;
+      case "join-message":
+        this.processing = true;
+        return;
+      case "count-recipient":
+        this.acceptedRecipients++;
+        return;
+      case "leave-message":
+        this.processing = false;
+        return;
+      case "abort":
+        this.abort();
+        return;
+      case "quit":
+        this.quit();
+        return;
+    }
+  }
+
   /** Forget the state of the previous message (a new MAIL). */
   newMessage(): void {
     this.inTransaction = false;
@@ -70,7 +99,6 @@ export class Child implements ChildView {
     this.acceptedRecipients = 0;
     this.started = false;
     this.skipBody = false;
-    this.replacingBody = false;
   }
 
   /** Send ABORT if the child is inside a transaction; it then takes no further part in the message. */
@@ -96,9 +124,9 @@ export class Child implements ChildView {
     this.alive = false;
     this.processing = false;
     this.inTransaction = false;
-    this.failure = `${outcome.status}${outcome.timer ? ` (${outcome.timer} timeout)` : ""} at ${outcome.stage}: ${outcome.detail}`;
+    this.failure = failureText(outcome);
     this.client.close();
-    return { status: this.config.fallback_status };
+    return failedStep(this.config.fallback_status);
   }
 
   /** Drop the connection without QUIT (session over, MTA gone). */
@@ -154,12 +182,12 @@ async function openOne(child: Child): Promise<void> {
   if (outcome === "late") {
     child.client.close();
     child.endedAt = performance.now();
-    child.failure = `timeout (connection timeout) at negotiate: no negotiation within ${limit / 1000} s`;
+    child.failure = failureText({ status: "timeout", timer: "connection", stage: "negotiate", detail: `no negotiation within ${limit / 1000} s` });
     return;
   }
   if (!outcome.ok) {
     child.endedAt = performance.now();
-    child.failure = `${outcome.status}${outcome.timer ? ` (${outcome.timer} timeout)` : ""} at negotiate: ${outcome.detail}`;
+    child.failure = failureText({ ...outcome, stage: "negotiate" });
     return;
   }
   child.negotiated = outcome.negotiated;

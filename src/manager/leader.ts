@@ -1,31 +1,28 @@
 // One MTA connection (manager.md §2): the milter-side handler that opens the children at
-// negotiation, fans the envelope stages out to them, hands the content phase to the message
-// pipeline, and answers the MTA with the merged result.
-//
-// Stage by stage (§2.4): connect, helo, envelope-from and unknown go to every live child,
-// envelope-recipient and data to the children processing the message, all at once; the answers
-// are compiled by priority (merge.ts). Per child: accept at connect/helo quits it for the session,
-// at MAIL/RCPT/DATA it leaves the message; a refused recipient only concerns that child; a
-// combined reject/tempfail at MAIL or DATA, or a discard anywhere, aborts every child's message.
-// A child that fails (timeout, closed, protocol error) counts as its fallback_status and is
-// dropped; the session goes on with the others (§2.7).
+// negotiation, sends the envelope stages to them, hands the content phase to the message
+// pipeline, and answers the MTA. This file only sequences and does the I/O: which children take
+// part in a stage, what their answers and condition stops do, when the message is aborted and
+// how failures count are the rule book's (rules/: envelope.ts for connect … data and unknown,
+// content.ts and end-of-message.ts for the pipeline, failures.ts, answers.ts).
 import type { FallbackStatus, ManagerConfig, MilterConfig } from "./config/schema.ts";
 import { Child, openChildren } from "./children.ts";
 import type { ManagerLog } from "./log.ts";
 import {
-  type ChildAnswer,
   childAnswer,
   type FinalReply,
-  isRefusal,
-  mostImportantFallback,
+  fromMtaReply,
   realStatus,
-  type Status,
   StageReply,
-} from "./merge.ts";
+  statisticsStatus,
+  toMtaReply,
+} from "./rules/answers.ts";
+import { mustRunData } from "./rules/content.ts";
+import { ENVELOPE, type EnvelopeRule, type EnvelopeStage, refusedByMta, takingPart, withoutRecipients } from "./rules/envelope.ts";
+import { fatalFallback } from "./rules/failures.ts";
 import { childOffer, leadingSpaceAgreed, mergeNegotiation } from "./negotiate.ts";
 import { MessagePipeline } from "./pipeline.ts";
-import { askStop, type Conditions, type NotifyContext, type StopContext, type StopEvent, type StopStage, withMacros } from "./stop-hook.ts";
-import { Accept, Continue, Discard, eom, Reject, Tempfail } from "../milter-side/index.ts";
+import { askStop, type Conditions, type NotifyContext, type StopContext, type StopEvent, withMacros } from "./stop-hook.ts";
+import { eom } from "../milter-side/index.ts";
 import type { EomResult, MilterHandler, SessionContext, SessionEnd } from "../milter-side/index.ts";
 import {
   type BodyCommand,
@@ -70,8 +67,6 @@ export interface LeaderEnv {
   /** A session ended: its last stage and the status the MTA got last. */
   onSessionEnd?(info: { id: number; stage: StageName; status: string; elapsedMs: number; end: SessionEnd }): void;
 }
-
-type FanOutStage = "connect" | "helo" | "envelope-from" | "envelope-recipient" | "data" | "unknown";
 
 export class Leader implements MilterHandler {
   private children: Child[] = [];
@@ -124,7 +119,7 @@ export class Leader implements MilterHandler {
     this.lastStage = "connect";
     // Forwarded as the MTA sent it (protocol.md §6 item 13).
     const address: ClientAddress = cmd.family === "U" ? { family: "U" } : { family: cmd.family, address: cmd.address, port: cmd.port };
-    return this.fanOut("connect", this.live(), ctx.macros.stage("C"), shared(connectCommand(cmd.hostname, address)), {
+    return this.fanOut("connect", ctx.macros.stage("C"), shared(connectCommand(cmd.hostname, address)), {
       stage: "connect",
       command: cmd,
     });
@@ -132,7 +127,7 @@ export class Leader implements MilterHandler {
 
   helo(cmd: HeloCommand, ctx: SessionContext): DecisionReply | Promise<DecisionReply> {
     this.lastStage = "helo";
-    return this.fanOut("helo", this.live(), ctx.macros.stage("H"), shared({ type: "helo", hostname: cmd.hostname }), { stage: "helo", fqdn: cmd.hostname });
+    return this.fanOut("helo", ctx.macros.stage("H"), shared({ type: "helo", hostname: cmd.hostname }), { stage: "helo", fqdn: cmd.hostname });
   }
 
   envelopeFrom(cmd: MailCommand, ctx: SessionContext): DecisionReply | Promise<DecisionReply> {
@@ -142,7 +137,6 @@ export class Leader implements MilterHandler {
     for (const c of this.children) c.newMessage();
     return this.fanOut(
       "envelope-from",
-      this.live(),
       ctx.macros.stage("M"),
       shared({ type: "mail", address: cmd.address, args: cmd.args }, (c) => {
         c.inTransaction = true;
@@ -153,17 +147,12 @@ export class Leader implements MilterHandler {
 
   envelopeRecipient(cmd: RcptCommand, ctx: SessionContext): DecisionReply | Promise<DecisionReply> {
     this.lastStage = "envelope-recipient";
-    // With RCPT_REJ the MTA also reports recipients it refused itself ({rcpt_mailer} = error):
-    // only children that asked for them get those.
-    const refusedByMta = this.rcptRejected && ctx.macro("rcpt_mailer") === "error";
-    const eligible = this.processing().filter((c) => !refusedByMta || c.negotiated!.rcptRejected);
     return this.fanOut(
       "envelope-recipient",
-      eligible,
       ctx.macros.stage("R"),
       shared({ type: "rcpt", address: cmd.address, args: cmd.args }),
       { stage: "envelope-recipient", recipient: cmd.address, args: cmd.args },
-      refusedByMta,
+      refusedByMta(this.rcptRejected, ctx.macro("rcpt_mailer")),
     );
   }
 
@@ -174,7 +163,7 @@ export class Leader implements MilterHandler {
 
   unknown(cmd: UnknownCommand, ctx: SessionContext): DecisionReply | Promise<DecisionReply> {
     this.lastStage = "unknown";
-    return this.fanOut("unknown", this.live(), ctx.macros.stage("U"), shared({ type: "unknown", commandLine: cmd.commandLine }), undefined);
+    return this.fanOut("unknown", ctx.macros.stage("U"), shared({ type: "unknown", commandLine: cmd.commandLine }), undefined);
   }
 
   // ---- content stages (§2.5) ----
@@ -244,8 +233,8 @@ export class Leader implements MilterHandler {
     for (const c of failed) {
       this.log("warning", `milter ${c.name} (${c.config.connection_spec}) is not available, counted as ${c.config.fallback_status}: ${c.failure}`);
     }
-    const fatal = mostImportantFallback(failed.map((c) => c.config.fallback_status));
-    if (fatal !== undefined && isRefusal(fatal)) {
+    const fatal = fatalFallback(failed.map((c) => c.config.fallback_status));
+    if (fatal !== undefined) {
       // A child we must not do without is missing: answer every command with its fallback.
       this.fatalFallback = fatal;
       for (const c of ready) c.quit();
@@ -271,104 +260,62 @@ export class Leader implements MilterHandler {
   // ---- fan-out ----
 
   /**
-   * Send a stage to every eligible child at once and compile their answers. `noRecipient`: the
-   * recipient was refused by the MTA already, so a child's continue does not count as accepting it.
+   * Send a stage to the children its rule (rules/envelope.ts) asks, all at once, and compile their
+   * answers. `byMta`: the recipient was refused by the MTA already.
    */
   private fanOut(
-    stage: FanOutStage,
-    eligible: Child[],
+    stage: EnvelopeStage,
     macros: Macros | undefined,
     send: (child: Child, macros: Macros | undefined) => Promise<StepOutcome>,
     event: StopEvent | undefined,
-    noRecipient = false,
+    byMta = false,
   ): DecisionReply | Promise<DecisionReply> {
-    const pre = this.precheck(stage);
+    const rule = ENVELOPE[stage];
+    const pre = this.precheck(rule);
     if (pre) return this.answer(pre);
-    if (eligible.length === 0) return this.answer({ status: "not-change" });
+    if (rule.before) for (const c of takingPart(rule, this.children)) c.take(rule.before(c));
+    const eligible = takingPart(rule, this.children).filter((c) => rule.asked?.(c, byMta) ?? true);
+    if (eligible.length === 0) return this.answer({ status: rule.nobodyAsked });
     const reply = new StageReply();
-    const asks = eligible.map((child) => this.ask(stage, child, macros, send, event, reply, noRecipient));
+    const asks = eligible.map((child) => this.ask(rule, stage, child, macros, send, event, reply, byMta));
     this.busy = true;
     return Promise.all(asks).then(() => {
       this.busy = false;
       const final = reply.final();
       if (reply.invalidReplyCode) this.log("warning", reply.invalidReplyCode);
-      // A refused message (or a discard at any stage) ends every child's transaction.
-      if (final.status === "discard" || (isRefusal(final.status) && (stage === "envelope-from" || stage === "data"))) {
-        this.abortTransaction();
-      }
+      if (rule.abortsMessage(final.status)) this.abortTransaction();
       return this.answer(final);
     });
   }
 
-  /** One child at one fan-out stage: conditions, send, compile, per-child effect. */
+  /** One child at one fan-out stage: conditions, send, compile, the rule's effect on the child. */
   private async ask(
-    stage: FanOutStage,
+    rule: EnvelopeRule,
+    stage: EnvelopeStage,
     child: Child,
     macros: Macros | undefined,
     send: (child: Child, macros: Macros | undefined) => Promise<StepOutcome>,
     event: StopEvent | undefined,
     reply: StageReply,
-    noRecipient: boolean,
+    byMta: boolean,
   ): Promise<void> {
-    if (event !== undefined && this.env.conditions) {
+    if (event !== undefined && rule.stop && this.env.conditions) {
       let added: Map<string, string> | undefined;
       const stop = this.stopFor(child, event, (name, value) => (added ??= new Map()).set(name, value));
-      if (stop === true || (stop !== false && (await stop))) return this.stoppedAt(stage as StopStage, child, reply);
+      if (stop === true || (stop !== false && (await stop))) {
+        child.lastStatus = "stop";
+        this.log("debug", `milter ${child.name} stopped at ${stage}`);
+        if (rule.stop.compiled) reply.add(rule.stop.compiled);
+        child.take(rule.stop.child);
+        return;
+      }
       if (added) macros = withMacros(macros, added);
     }
     const outcome = await send(child, macros);
     const decision = child.decide(outcome);
     if (!outcome.ok) this.log("warning", `milter ${child.name} failed, counted as ${decision.status}: ${child.failure}`);
-    const answer: ChildAnswer = childAnswer(decision, child.evaluation);
-    reply.add(answer);
-    this.effect(stage, child, realStatus(decision), noRecipient);
-  }
-
-  /** What a child's (real) answer means for that child (§2.4 table, §2.8). */
-  private effect(stage: FanOutStage, child: Child, status: Status, noRecipient: boolean): void {
-    switch (stage) {
-      case "connect":
-      case "helo":
-        if (status !== "continue") child.quit(); // accept, reject, tempfail (and discard, invalid here): out for the session
-        return;
-      case "envelope-from":
-        child.processing = status === "continue";
-        return;
-      case "envelope-recipient":
-        if (status === "continue") {
-          if (!noRecipient) child.acceptedRecipients++;
-        } else if (status === "accept" || status === "discard") child.processing = false;
-        return; // reject/tempfail: only this recipient is refused for this child
-      case "data":
-        if (status !== "continue") child.processing = false;
-        return;
-      case "unknown":
-        if (status === "accept" || status === "discard") child.processing = false;
-        return;
-    }
-  }
-
-  /** A condition stopped the child at a fan-out stage (§2.9). */
-  private stoppedAt(stage: StopStage, child: Child, reply: StageReply): void {
-    child.lastStatus = "stop";
-    this.log("debug", `milter ${child.name} stopped at ${stage}`);
-    switch (stage) {
-      case "connect":
-      case "helo":
-        reply.add({ status: "accept" });
-        child.quit();
-        return;
-      case "envelope-from":
-        reply.add({ status: "accept" });
-        child.processing = false;
-        return;
-      case "envelope-recipient":
-        return; // nothing compiled: the child just does not see this recipient
-      default:
-        // data: the child leaves the message; the others still answer (milter-manager #54 fixed)
-        reply.add({ status: "accept" });
-        child.abort();
-    }
+    reply.add(childAnswer(decision, child.evaluation));
+    child.take(rule.answer(realStatus(decision), byMta));
   }
 
   /** Ask the conditions about one child and one command; macros they add for it go to `onAdd`. */
@@ -403,13 +350,7 @@ export class Leader implements MilterHandler {
 
   private dataStage(macros: Macros | undefined): DecisionReply | Promise<DecisionReply> {
     this.dataSeen = true;
-    const pre = this.precheck("data");
-    if (pre) return this.answer(pre);
-    // Children whose recipients were all refused (by themselves) leave with ABORT.
-    for (const c of this.processing()) if (c.acceptedRecipients === 0) c.abort();
-    const eligible = this.processing();
-    if (eligible.length === 0) return this.answer({ status: "accept" }); // nobody wants the message
-    return this.fanOut("data", eligible, macros, shared({ type: "data" }), { stage: "data" });
+    return this.fanOut("data", macros, shared({ type: "data" }), { stage: "data" });
   }
 
   /** The pipeline of the current message, created at its first content command; or the answer when there is none. */
@@ -417,12 +358,11 @@ export class Leader implements MilterHandler {
     if (this.fatalFallback !== undefined) return { status: this.fatalFallback };
     if (this.message) return this.message.finished ? this.noneLeft() : this.message;
     if (!this.children.some((c) => c.processing)) return this.noneLeft();
-    if (!this.dataSeen && this.mtaVersion >= 4) {
-      // The MTA skipped DATA (§2.4 step 6): run it on the children first.
+    if (mustRunData(this.dataSeen, this.mtaVersion)) {
       const r = await this.dataStage(ctx.macros.stage("T"));
-      if (r.type !== "continue") return statusOf(r);
+      if (r.type !== "continue") return fromMtaReply(r);
     }
-    for (const c of this.processing()) if (c.acceptedRecipients === 0) c.abort();
+    for (const c of this.processing()) c.take(withoutRecipients(c));
     const queue = this.processing();
     if (queue.length === 0) return this.noneLeft();
     const m = this.env.config.manager;
@@ -451,21 +391,15 @@ export class Leader implements MilterHandler {
 
   // ---- helpers ----
 
-  private live(): Child[] {
-    return this.children.filter((c) => c.alive);
-  }
-
   private processing(): Child[] {
     return this.children.filter((c) => c.alive && c.processing);
   }
 
-  /** The manager's own answer when no child can take the command (§2.4 step 1), or undefined. */
-  private precheck(stage: FanOutStage): FinalReply | undefined {
+  /** The manager's own answer when no child can take the command (§2.4 step 1, rules/failures.ts), or undefined. */
+  private precheck(rule: EnvelopeRule): FinalReply | undefined {
     if (this.fatalFallback !== undefined) return { status: this.fatalFallback };
-    const needsMessage = stage === "envelope-recipient" || stage === "data";
-    const ok = needsMessage ? this.children.some((c) => c.alive && c.processing) : this.children.some((c) => c.alive);
-    if (ok) return undefined;
-    this.log("debug", needsMessage ? "None of milters are processing message." : "All milters are no longer alive.");
+    if (takingPart(rule, this.children).length > 0) return undefined;
+    this.log("debug", rule.takesPart === "message" ? "None of milters are processing message." : "All milters are no longer alive.");
     return { status: this.env.config.manager.fallback_status };
   }
 
@@ -498,19 +432,8 @@ export class Leader implements MilterHandler {
   }
 
   private answer(r: FinalReply): DecisionReply {
-    this.lastStatus = r.status === "continue" || r.status === "not-change" || r.status === "skip" ? "pass" : r.status;
-    switch (r.status) {
-      case "accept":
-        return Accept;
-      case "reject":
-        return r.replyCode !== undefined ? { type: "replycode", text: r.replyCode } : Reject;
-      case "temporary-failure":
-        return r.replyCode !== undefined ? { type: "replycode", text: r.replyCode } : Tempfail;
-      case "discard":
-        return Discard;
-      default:
-        return Continue;
-    }
+    this.lastStatus = statisticsStatus(r.status);
+    return toMtaReply(r);
   }
 
   private log(level: "warning" | "info" | "debug" | "statistics", text: string): void {
@@ -539,22 +462,3 @@ function shared(cmd: MtaCommand, before?: (child: Child) => void): (child: Child
     return child.client.perform(step) as Promise<StepOutcome>;
   };
 }
-
-/** Back from a DecisionReply to a FinalReply (DATA emulation result). */
-function statusOf(r: DecisionReply): FinalReply {
-  switch (r.type) {
-    case "accept":
-      return { status: "accept" };
-    case "reject":
-      return { status: "reject" };
-    case "tempfail":
-      return { status: "temporary-failure" };
-    case "discard":
-      return { status: "discard" };
-    case "replycode":
-      return { status: r.text.startsWith("4") ? "temporary-failure" : "reject", replyCode: r.text };
-    default:
-      return { status: "continue" };
-  }
-}
-

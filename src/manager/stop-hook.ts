@@ -1,11 +1,7 @@
 // Hook point for applicable conditions (manager.md §2.9, §3). Before a stage's command goes to a
 // child, the engine asks `shouldStop(child, stage, context)`; a true answer *stops* that child at
-// that stage. The engine implements what a stop means (leader.ts / pipeline.ts):
-//   connect, helo        compiled ACCEPT; the child is quit for the rest of the SMTP session
-//   envelope-from        compiled ACCEPT; the child does not take part in this message
-//   envelope-recipient   nothing compiled; the child just does not see this recipient
-//   data … end-of-message compiled ACCEPT; the child gets ABORT and leaves the message; the others
-//                        go on (unlike milter-manager, a DATA stop never answers for the others)
+// that stage. What a stop does is the rule book's: the `stop` of each stage in rules/envelope.ts
+// (connect … data), rules/content.ts (header, end-of-header, body) and rules/end-of-message.ts.
 // There is no stop for unknown, abort and quit; abort (by the MTA) and quit are notifications.
 // A hook that throws (or rejects) counts as "no". A condition may also add macros for the child at
 // the current stage (context.addMacro): they go with that stage's command to that child only.

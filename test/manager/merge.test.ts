@@ -8,7 +8,7 @@ import {
   realStatus,
   type Status,
   StageReply,
-} from "../../src/manager/merge.ts";
+} from "../../src/manager/rules/answers.ts";
 
 describe("priority", () => {
   const order: Status[] = ["discard", "reject", "temporary-failure", "continue", "skip", "accept", "not-change"];

@@ -1,8 +1,10 @@
-// How the answers of several children become one answer for the MTA (manager.md §2.2, §2.8).
-// Pure: statuses in milter-manager's names, the priority that "compiles" them, what an
-// evaluation-mode child's answer counts as, and when a child's reply code is passed on.
-import { parseReplyText } from "../milter/index.ts";
-import type { FallbackStatus } from "./config/schema.ts";
+// The rule book, part shared by every stage: how the answers of several children become one
+// answer for the MTA (manager.md §2.2, §2.8). Statuses in milter-manager's names, the priority
+// that "compiles" them, what an evaluation-mode child's answer counts as, when a child's reply
+// code is passed on, and the decision packet the MTA gets for a compiled answer.
+import { Accept, Continue, Discard, Reject, Tempfail } from "../../milter-side/replies.ts";
+import { type DecisionReply, parseReplyText } from "../../milter/index.ts";
+import type { FallbackStatus } from "../config/schema.ts";
 
 /**
  * A compiled status. `not-change` is "nothing compiled yet" (e.g. every child was stopped at
@@ -158,4 +160,43 @@ function enhancedClassProblem(text: string): string | undefined {
 function parseReplyError(text: string): string | undefined {
   const check = parseReplyText(text);
   return check.ok ? undefined : check.error;
+}
+
+/** The decision packet for a compiled answer: `not-change`, `continue` and `skip` are continue for the MTA. */
+export function toMtaReply(r: FinalReply): DecisionReply {
+  switch (r.status) {
+    case "accept":
+      return Accept;
+    case "reject":
+      return r.replyCode !== undefined ? { type: "replycode", text: r.replyCode } : Reject;
+    case "temporary-failure":
+      return r.replyCode !== undefined ? { type: "replycode", text: r.replyCode } : Tempfail;
+    case "discard":
+      return Discard;
+    default:
+      return Continue;
+  }
+}
+
+/** Back from a decision packet to a compiled answer (the answer of an emulated DATA). */
+export function fromMtaReply(r: DecisionReply): FinalReply {
+  switch (r.type) {
+    case "accept":
+      return { status: "accept" };
+    case "reject":
+      return { status: "reject" };
+    case "tempfail":
+      return { status: "temporary-failure" };
+    case "discard":
+      return { status: "discard" };
+    case "replycode":
+      return { status: r.text.startsWith("4") ? "temporary-failure" : "reject", replyCode: r.text };
+    default:
+      return { status: "continue" };
+  }
+}
+
+/** The status a statistics line shows for the answer the MTA got: anything that lets it go on is "pass". */
+export function statisticsStatus(s: Status): string {
+  return s === "continue" || s === "not-change" || s === "skip" ? "pass" : s;
 }
