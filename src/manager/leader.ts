@@ -16,8 +16,8 @@ import {
   statisticsStatus,
   toMtaReply,
 } from "./rules/answers.ts";
-import { mustRunData } from "./rules/content.ts";
-import { ENVELOPE, type EnvelopeRule, type EnvelopeStage, refusedByMta, takingPart, withoutRecipients } from "./rules/envelope.ts";
+import { CONTENT_PHASE } from "./rules/content.ts";
+import { ENVELOPE, type EnvelopeRule, type EnvelopeStage, mustRunData, refusedByMta, takingPart } from "./rules/envelope.ts";
 import { fatalFallback } from "./rules/failures.ts";
 import { childOffer, leadingSpaceAgreed, mergeNegotiation } from "./negotiate.ts";
 import { MessagePipeline } from "./pipeline.ts";
@@ -362,8 +362,8 @@ export class Leader implements MilterHandler {
       const r = await this.dataStage(ctx.macros.stage("T"));
       if (r.type !== "continue") return fromMtaReply(r);
     }
-    for (const c of this.processing()) c.take(withoutRecipients(c));
-    const queue = this.processing();
+    for (const c of takingPart(CONTENT_PHASE, this.children)) c.take(CONTENT_PHASE.before(c));
+    const queue = takingPart(CONTENT_PHASE, this.children);
     if (queue.length === 0) return this.noneLeft();
     const m = this.env.config.manager;
     this.message = new MessagePipeline(
@@ -390,10 +390,6 @@ export class Leader implements MilterHandler {
   }
 
   // ---- helpers ----
-
-  private processing(): Child[] {
-    return this.children.filter((c) => c.alive && c.processing);
-  }
 
   /** The manager's own answer when no child can take the command (§2.4 step 1, rules/failures.ts), or undefined. */
   private precheck(rule: EnvelopeRule): FinalReply | undefined {

@@ -242,13 +242,13 @@ export class MessagePipeline {
   }
 
   private leave(child: Child): void {
-    child.processing = false;
+    child.take("leave-message");
     this.pos++;
   }
 
   /** The message is refused: every child still in the transaction is aborted. */
   private refuse(): void {
-    for (const c of this.everyone) c.abort();
+    for (const c of this.everyone) c.take("abort");
     this.finished = true;
   }
 

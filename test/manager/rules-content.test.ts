@@ -1,7 +1,8 @@
 // The rule book for header, end-of-header and body (src/manager/rules/content.ts), without sockets.
 import { describe, expect, test } from "bun:test";
 import type { Status } from "../../src/manager/rules/answers.ts";
-import { CONTENT, type ContentStage, headerValueFor, type Move, mustRunData } from "../../src/manager/rules/content.ts";
+import { CONTENT, CONTENT_PHASE, type ContentStage, headerValueFor, type Move } from "../../src/manager/rules/content.ts";
+import { type ChildState, mustRunData, takingPart } from "../../src/manager/rules/envelope.ts";
 
 // A child's answer as compiled (evaluation mode already counted as accept) -> how the message moves on.
 const MOVES: [Status, Move][] = [
@@ -33,6 +34,18 @@ for (const stage of STAGES) {
     });
   });
 }
+
+describe("who takes part", () => {
+  const c = (name: string, over: Partial<ChildState>) => ({ name, alive: true, processing: true, acceptedRecipients: 1, wantsRefusedRecipients: false, ...over });
+  test("children processing the message, in order; one that refused every recipient first leaves with ABORT", () => {
+    const all = [c("a", {}), c("none-left", { acceptedRecipients: 0 }), c("idle", { processing: false }), c("gone", { alive: false }), c("b", {})];
+    expect(takingPart(CONTENT_PHASE, all).map((x) => [x.name, CONTENT_PHASE.before(x)])).toEqual([
+      ["a", "none"],
+      ["none-left", "abort"],
+      ["b", "none"],
+    ]);
+  });
+});
 
 describe("DATA skipped by the MTA", () => {
   test.each([

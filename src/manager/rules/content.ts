@@ -1,10 +1,10 @@
 // The rule book for the content stages: header, end-of-header and body (manager.md §2.5, §2.11).
 // pipeline.ts only sequences them (who is next, replays, sending) and does the I/O.
 //
-// Who takes part: the children still processing the message when its first content command
-// arrives, after those that refused every recipient left with ABORT (envelope.ts
-// withoutRecipients), one at a time in configuration order. Nobody left: the manager's
-// fallback_status. When the MTA skipped DATA, DATA is run on the children first (mustRunData).
+// Who takes part (CONTENT_PHASE): the children still processing the message when its first
+// content command arrives, after those that refused every recipient left with ABORT, one at a
+// time in configuration order. Nobody left: the manager's fallback_status. When the MTA skipped
+// DATA, DATA is run on the children first (envelope.ts mustRunData).
 // Only the first child still in the message gets the MTA's commands live; its answer drives the
 // reply. When it leaves, the next one is first replayed what was kept so far.
 // Every stage moves on by the child's answer as compiled (evaluation mode counts as accept):
@@ -16,7 +16,7 @@
 // A condition stop: the child gets ABORT, counts as accept and leaves the message; the others go on.
 // Every child left during the stream: the compiled answer (normally accept) ends the message.
 import { type ChildAnswer, isRefusal, type Status } from "./answers.ts";
-import type { StopRule } from "./envelope.ts";
+import { type ChildEffect, type ChildState, type StopRule, withoutRecipients } from "./envelope.ts";
 import { stripLeadingSpace } from "../headers.ts";
 
 export type ContentStage = "header" | "end-of-header" | "body";
@@ -47,10 +47,11 @@ export const CONTENT: Readonly<Record<ContentStage, ContentRule>> = {
   body: STREAMED,
 };
 
-/** The MTA sent a content command without DATA: from protocol version 4 on, DATA is run on the children first. */
-export function mustRunData(dataSeen: boolean, mtaVersion: number): boolean {
-  return !dataSeen && mtaVersion >= 4;
-}
+/** Who takes part in the content phase: what happens to each child processing the message first, then those still processing it. */
+export const CONTENT_PHASE: { readonly takesPart: "message"; readonly before: (child: ChildState) => ChildEffect } = {
+  takesPart: "message",
+  before: withoutRecipients,
+};
 
 /**
  * A header value as a child gets it: the message keeps the leading space when the MTA agreed to

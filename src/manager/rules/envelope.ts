@@ -67,6 +67,11 @@ export function withoutRecipients(child: ChildState): ChildEffect {
   return child.acceptedRecipients === 0 ? "abort" : "none";
 }
 
+/** The MTA sent a content command without DATA: from protocol version 4 on, DATA is run on the children first. */
+export function mustRunData(dataSeen: boolean, mtaVersion: number): boolean {
+  return !dataSeen && mtaVersion >= 4;
+}
+
 /**
  * With RCPT_REJ agreed, the MTA also reports the recipients it refused itself, with
  * `{rcpt_mailer}` = `error`: only children that asked for them get those, and a child's continue
@@ -115,7 +120,8 @@ export const ENVELOPE: Readonly<Record<EnvelopeStage, EnvelopeRule>> = {
   },
   // A child without recipients leaves first; nobody left wants the message: accept. Any answer
   // but continue ends the child's part; a refused DATA refuses the message. A stopped child
-  // leaves with ABORT; the others still answer (unlike milter-manager, #54).
+  // leaves with ABORT; the others still answer (unlike milter-manager, #54). Skipped by the MTA:
+  // run before the first content command (mustRunData).
   data: {
     takesPart: "message",
     before: withoutRecipients,
@@ -135,6 +141,6 @@ export const ENVELOPE: Readonly<Record<EnvelopeStage, EnvelopeRule>> = {
 };
 
 /** The children a stage's command concerns, in configuration order. */
-export function takingPart<C extends ChildState>(rule: EnvelopeRule, children: readonly C[]): C[] {
+export function takingPart<C extends ChildState>(rule: { readonly takesPart: "session" | "message" }, children: readonly C[]): C[] {
   return rule.takesPart === "session" ? children.filter((c) => c.alive) : children.filter((c) => c.alive && c.processing);
 }

@@ -9,6 +9,8 @@
 //   end-of-message.ts  end-of-message: answers, applying modifications, the MTA's packets
 //   answers.ts         every stage: compiling answers by priority, evaluation mode, reply codes
 //   failures.ts        every stage: a failed child counts as its fallback_status
+// The MTA's own abort and quit are commands, not answers: every child still in the transaction
+// gets ABORT (leader.ts abort), every live child QUIT.
 export * from "./answers.ts";
 export * from "./content.ts";
 export * from "./end-of-message.ts";
