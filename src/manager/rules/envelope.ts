@@ -81,22 +81,18 @@ export function refusedByMta(rcptRejAgreed: boolean, rcptMailer: string | undefi
   return rcptRejAgreed && rcptMailer === "error";
 }
 
+/** connect and helo: any answer but continue (accept, reject, tempfail; discard is invalid here) quits the child for the session. */
+const GREETING: EnvelopeRule = {
+  takesPart: "session",
+  nobodyAsked: "not-change",
+  answer: (s) => (s === "continue" ? "none" : "quit"),
+  stop: { compiled: ACCEPT, child: "quit" },
+  abortsMessage: onlyDiscard,
+};
+
 export const ENVELOPE: Readonly<Record<EnvelopeStage, EnvelopeRule>> = {
-  // Accept (and reject, tempfail; discard is invalid here) quits the child for the session.
-  connect: {
-    takesPart: "session",
-    nobodyAsked: "not-change",
-    answer: (s) => (s === "continue" ? "none" : "quit"),
-    stop: { compiled: ACCEPT, child: "quit" },
-    abortsMessage: onlyDiscard,
-  },
-  helo: {
-    takesPart: "session",
-    nobodyAsked: "not-change",
-    answer: (s) => (s === "continue" ? "none" : "quit"),
-    stop: { compiled: ACCEPT, child: "quit" },
-    abortsMessage: onlyDiscard,
-  },
+  connect: GREETING,
+  helo: GREETING,
   // Only a child that continues takes part in the message; a refused MAIL refuses the message.
   "envelope-from": {
     takesPart: "session",
@@ -120,7 +116,7 @@ export const ENVELOPE: Readonly<Record<EnvelopeStage, EnvelopeRule>> = {
   },
   // A child without recipients leaves first; nobody left wants the message: accept. Any answer
   // but continue ends the child's part; a refused DATA refuses the message. A stopped child
-  // leaves with ABORT; the others still answer (unlike milter-manager, #54). Skipped by the MTA:
+  // leaves with ABORT; the others still answer (milter-manager #54 fixed). Skipped by the MTA:
   // run before the first content command (mustRunData).
   data: {
     takesPart: "message",
