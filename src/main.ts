@@ -2,22 +2,28 @@
 // Entry point of the multicall binary: the tool comes from argv[0] (a symlink
 // such as milter-manager) or from the first argument (milterkit manager ...).
 import { basename } from "node:path";
+import { helpWidth, wrap } from "./cli/options/help.ts";
 import { runTool, type ToolResult } from "./cli/run.ts";
 import { TOOLS, type ToolName, toolFromName } from "./cli/tools.ts";
 import { VERSION } from "./version.ts";
 
 function mainUsage(): string {
-  const width = Math.max(...Object.keys(TOOLS).map((t) => t.length), "install-links".length);
+  const width = helpWidth(process.stdout.isTTY ? process.stdout.columns : undefined);
+  const entry = (name: string, text: string) => {
+    const lines = wrap(text, width, 20);
+    lines[0] = `  ${name}`.padEnd(20) + lines[0].trimStart();
+    return lines;
+  };
   const lines = [
-    `milterkit ${VERSION}: milter toolkit (milter manager, test client and server, smtp-source, smtp-sink)`,
+    ...wrap(`milterkit ${VERSION}: milter toolkit (milter manager, test client and server, smtp-source, smtp-sink)`, width, 0),
     "",
-    "USAGE milterkit <tool> [OPTIONS]   or through a symlink named after the tool",
+    "USAGE milterkit TOOL [OPTIONS]   or through a symlink named after the tool",
     "",
     "TOOLS",
-    ...Object.entries(TOOLS).map(([t, d]) => `  ${t.padEnd(width)}  (${d.link}) ${d.summary}`),
-    `  ${"install-links".padEnd(width)}  install-links DIR: create the tool symlinks in DIR`,
+    ...Object.entries(TOOLS).flatMap(([t, d]) => entry(t, `(${d.link}) ${d.summary}`)),
+    ...entry("install-links", "install-links DIR: create the tool symlinks in DIR"),
     "",
-    "Use milterkit <tool> --help for the options of a tool.",
+    "Use milterkit TOOL --help for the options of a tool.",
   ];
   return lines.join("\n");
 }
@@ -29,7 +35,7 @@ async function installLinks(argv: string[]): Promise<number> {
 
 export async function main(argv0: string, argv: string[]): Promise<ToolResult> {
   const byName = toolFromName(basename(argv0));
-  if (byName) return runTool(await TOOLS[byName].load(), argv);
+  if (byName) return runTool(await TOOLS[byName].load(), argv, basename(argv0));
   const [first, ...rest] = argv;
   if (first === undefined || first === "--help" || first === "-h" || first === "help") {
     process.stdout.write(mainUsage() + "\n");
@@ -45,7 +51,7 @@ export async function main(argv0: string, argv: string[]): Promise<ToolResult> {
     process.stderr.write(`milterkit: unknown tool '${first}'\n\n${mainUsage()}\n`);
     return 1;
   }
-  return runTool(await TOOLS[tool].load(), rest);
+  return runTool(await TOOLS[tool].load(), rest, `milterkit ${first}`);
 }
 
 if (import.meta.main) {

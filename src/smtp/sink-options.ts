@@ -1,6 +1,8 @@
-// smtp-sink's command line: Postfix's letters plus milterkit's long options.
-// Pure: argv in, typed options (or an OptionError) out.
-import { getopt, interval, last, OptionError, type OptDef, positiveInt } from "./getopt.ts";
+// smtp-sink's command line (listed in src/cli/options/smtp-sink.ts): Postfix's letters plus
+// milterkit's long options. Pure: argv in, typed options (or an OptionError) out.
+import { type Scanned, scan, UsageError } from "../cli/options/scan.ts";
+import { SMTP_SINK_TABLE } from "../cli/options/smtp-sink.ts";
+import { interval, OptionError, positiveInt } from "./values.ts";
 import { AddressError, parseListen, type Target } from "./target.ts";
 
 /** A reply chosen for a command: `RCPT=550 5.1.1 No such user`, `RCPT:<bad@x>=550 ...`. */
@@ -62,49 +64,6 @@ export interface SinkOptions {
   summary: boolean;
 }
 
-export const SINK_OPTIONS: OptDef[] = [
-  { key: "ipv4", short: "4", long: "ipv4", takesValue: false },
-  { key: "ipv6", short: "6", long: "ipv6", takesValue: false },
-  { key: "no8bitmime", short: "8", long: "no-8bitmime", takesValue: false },
-  { key: "noAuth", short: "a", long: "no-auth", takesValue: false },
-  { key: "abortDelay", short: "A", long: "abort-delay", takesValue: true },
-  { key: "softReply", short: "b", long: "soft-reply", takesValue: true },
-  { key: "hardReply", short: "B", long: "hard-reply", takesValue: true },
-  { key: "counters", short: "c", long: "counters", takesValue: false },
-  { key: "noXclient", short: "C", long: "no-xclient", takesValue: false },
-  { key: "dump", short: "d", long: "dump", takesValue: true },
-  { key: "append", short: "D", long: "dump-append", takesValue: true },
-  { key: "noEsmtp", short: "e", long: "no-esmtp", takesValue: false },
-  { key: "noEnhancedCodes", short: "E", long: "no-enhancedstatuscodes", takesValue: false },
-  { key: "hardReject", short: "f", long: "hard-reject", takesValue: true },
-  { key: "noXforward", short: "F", long: "no-xforward", takesValue: false },
-  { key: "hostname", short: "h", long: "hostname", takesValue: true },
-  { key: "readDelay", short: "H", long: "read-delay", takesValue: true },
-  { key: "lmtp", short: "L", long: "lmtp", takesValue: false },
-  { key: "maxConnections", short: "m", long: "max-connections", takesValue: true },
-  { key: "exitMessages", short: "M", long: "exit-after-messages", takesValue: true },
-  { key: "exitSessions", short: "n", long: "exit-after-sessions", takesValue: true },
-  { key: "noDsn", short: "N", long: "no-dsn", takesValue: false },
-  { key: "noPipelining", short: "p", long: "no-pipelining", takesValue: false },
-  { key: "pix", short: "P", long: "pix", takesValue: false },
-  { key: "disconnect", short: "q", long: "disconnect", takesValue: true },
-  { key: "disconnect421", short: "Q", long: "disconnect-421", takesValue: true },
-  { key: "softReject", short: "r", long: "soft-reject", takesValue: true },
-  { key: "chroot", short: "R", long: "chroot", takesValue: true },
-  { key: "log", short: "s", long: "log", takesValue: true },
-  { key: "prefix", short: "S", long: "dump-prefix", takesValue: true },
-  { key: "timeout", short: "t", long: "timeout", takesValue: true },
-  { key: "windowSize", short: "T", long: "window-size", takesValue: true },
-  { key: "user", short: "u", long: "user", takesValue: true },
-  { key: "verbose", short: "v", long: "verbose", takesValue: false },
-  { key: "dataDelay", short: "w", long: "data-delay", takesValue: true },
-  { key: "delay", short: "W", long: "delay", takesValue: true },
-  { key: "reply", long: "reply", takesValue: true },
-  { key: "tlsCert", long: "tls-cert", takesValue: true },
-  { key: "tlsKey", long: "tls-key", takesValue: true },
-  { key: "summary", long: "summary", takesValue: false },
-];
-
 export const SINK_USAGE =
   "usage: smtp-sink [-468acCeEFLpPv] [-A abort_delay] [-b soft_bounce_reply] [-B hard_bounce_reply] " +
   "[-d dump-template] [-D dump-template] [-f commands] [-h hostname] [-m max_concurrency] " +
@@ -119,9 +78,9 @@ function commandList(text: string | undefined): Set<string> {
   return out;
 }
 
-function commandLists(values: string[] | undefined): Set<string> {
+function commandLists(values: readonly string[]): Set<string> {
   const out = new Set<string>();
-  for (const v of values ?? []) for (const c of commandList(v)) out.add(c);
+  for (const v of values) for (const c of commandList(v)) out.add(c);
   return out;
 }
 
@@ -148,22 +107,34 @@ function seconds(text: string | undefined, what: string, allowZero = false): num
 }
 
 export function parseSinkArgs(argv: string[]): SinkOptions {
-  const s = getopt(argv, SINK_OPTIONS);
-  const has = (k: string) => (s.flags.get(k) ?? 0) > 0;
+  let scanned: Scanned;
+  try {
+    scanned = scan(SMTP_SINK_TABLE, argv);
+  } catch (e) {
+    if (e instanceof UsageError) throw new OptionError(e.message);
+    throw e;
+  }
+  return sinkOptions(scanned);
+}
+
+/** The scanned command line as smtp-sink's options. Throws OptionError. */
+export function sinkOptions(s: Scanned): SinkOptions {
+  const has = (k: string) => s.count(k) > 0;
+  const last = (k: string) => s.last(k);
   const num = (key: string, what: string, min = 1): number | undefined => {
-    const t = last(s, key);
+    const t = last(key);
     if (t === undefined) return undefined;
     const n = positiveInt(t, min);
     if (n === undefined) throw new OptionError(`bad ${what}: ${t}`);
     return n;
   };
-  const maxConnections = num("maxConnections", "maximum concurrency") ?? 256;
-  const exitAfterMessages = num("exitMessages", "message count");
-  const exitAfterSessions = num("exitSessions", "session count");
-  const windowSize = num("windowSize", "TCP window size");
-  const timeout = seconds(last(s, "timeout"), "timeout") ?? 100;
+  const maxConnections = num("max-connections", "maximum concurrency") ?? 256;
+  const exitAfterMessages = num("exit-after-messages", "message count");
+  const exitAfterSessions = num("exit-after-sessions", "session count");
+  const windowSize = num("window-size", "TCP window size");
+  const timeout = seconds(last("timeout"), "timeout") ?? 100;
   const delays: CommandDelay[] = [];
-  for (const v of s.values.get("delay") ?? []) {
+  for (const v of s.all("delay")) {
     const m = /^([^:]+):([^:]+)(?::([0-9]+))?$/.exec(v);
     const secs = m ? seconds(m[2], "delay", true) : undefined;
     const odds = m?.[3] !== undefined ? positiveInt(m[3]) : undefined;
@@ -171,13 +142,13 @@ export function parseSinkArgs(argv: string[]): SinkOptions {
     for (const c of commandList(m[1])) delays.push({ command: c, seconds: secs, odds });
   }
   const replies: CustomReply[] = [];
-  for (const v of s.values.get("reply") ?? []) {
+  for (const v of s.all("reply")) {
     const m = /^([^=:]+)(?::([^=]*))?=(.*)$/.exec(v);
     if (!m) throw new OptionError(`bad --reply COMMAND[:MATCH]=REPLY: ${v}`);
     replies.push({ command: m[1].toUpperCase(), match: m[2] === undefined ? undefined : m[2].toLowerCase(), reply: replyArg(m[3], "--reply") });
   }
-  const tlsCert = last(s, "tlsCert");
-  const tlsKey = last(s, "tlsKey");
+  const tlsCert = last("tls-cert");
+  const tlsKey = last("tls-key");
   if ((tlsCert === undefined) !== (tlsKey === undefined)) throw new OptionError("--tls-cert and --tls-key go together");
   if (has("ipv4") && has("ipv6")) throw new OptionError("-4 and -6 exclude each other");
   if (s.operands.length < 1 || s.operands.length > 2) throw new OptionError(SINK_USAGE);
@@ -193,50 +164,50 @@ export function parseSinkArgs(argv: string[]): SinkOptions {
     backlog = positiveInt(s.operands[1]);
     if (backlog === undefined) throw new OptionError(`bad backlog: ${s.operands[1]}`);
   }
-  const hardReject = commandLists(s.values.get("hardReject"));
-  const softReject = commandLists(s.values.get("softReject"));
+  const hardReject = commandLists(s.all("hard-reject"));
+  const softReject = commandLists(s.all("soft-reject"));
   return {
     listen,
     backlog,
     family: has("ipv4") ? 4 : has("ipv6") ? 6 : 0,
-    no8bitmime: has("no8bitmime"),
-    noAuth: has("noAuth"),
-    abortDelay: seconds(last(s, "abortDelay"), "abort delay", true),
-    softReply: replyArg(last(s, "softReply") ?? "450 4.3.0 Error: command failed", "soft reply"),
-    hardReply: replyArg(last(s, "hardReply") ?? "500 5.3.0 Error: command failed", "hard reply"),
+    no8bitmime: has("no-8bitmime"),
+    noAuth: has("no-auth"),
+    abortDelay: seconds(last("abort-delay"), "abort delay", true),
+    softReply: replyArg(last("soft-reply") ?? "450 4.3.0 Error: command failed", "soft reply"),
+    hardReply: replyArg(last("hard-reply") ?? "500 5.3.0 Error: command failed", "hard reply"),
     counters: has("counters"),
-    noXclient: has("noXclient"),
-    dumpTemplate: last(s, "dump"),
-    appendTemplate: last(s, "append"),
-    noEsmtp: has("noEsmtp") || has("pix"),
-    noEnhancedCodes: has("noEnhancedCodes"),
+    noXclient: has("no-xclient"),
+    dumpTemplate: last("dump"),
+    appendTemplate: last("dump-append"),
+    noEsmtp: has("no-esmtp") || has("pix"),
+    noEnhancedCodes: has("no-enhancedstatuscodes"),
     hardReject,
-    noXforward: has("noXforward"),
-    hostname: last(s, "hostname") ?? "smtp-sink",
-    readDelay: seconds(last(s, "readDelay"), "read delay", true),
+    noXforward: has("no-xforward"),
+    hostname: last("hostname") ?? "smtp-sink",
+    readDelay: seconds(last("read-delay"), "read delay", true),
     lmtp: has("lmtp"),
     maxConnections,
     exitAfterMessages,
     exitAfterSessions,
-    noDsn: has("noDsn"),
+    noDsn: has("no-dsn"),
     // Rejecting commands makes pipelined clients unpredictable: Postfix's -f/-r imply -p.
-    noPipelining: has("noPipelining") || hardReject.size > 0 || softReject.size > 0,
+    noPipelining: has("no-pipelining") || hardReject.size > 0 || softReject.size > 0,
     pixBanner: has("pix"),
-    disconnect: commandLists(s.values.get("disconnect")),
-    disconnect421: commandLists(s.values.get("disconnect421")),
+    disconnect: commandLists(s.all("disconnect")),
+    disconnect421: commandLists(s.all("disconnect-421")),
     softReject,
-    chroot: last(s, "chroot"),
-    log: commandLists(s.values.get("log")),
-    dumpPrefix: last(s, "prefix") === undefined ? undefined : unescapeC(last(s, "prefix")!),
+    chroot: last("chroot"),
+    log: commandLists(s.all("log")),
+    dumpPrefix: last("dump-prefix") === undefined ? undefined : unescapeC(last("dump-prefix")!),
     timeout,
     windowSize,
-    user: last(s, "user"),
-    verbose: s.flags.get("verbose") ?? 0,
-    dataDelay: seconds(last(s, "dataDelay"), "delay", true),
+    user: last("user"),
+    verbose: s.count("verbose"),
+    dataDelay: seconds(last("data-delay"), "delay", true),
     delays,
     replies,
     tlsCert,
     tlsKey,
-    summary: !s.values.has("no-summary"),
+    summary: s.flag("summary") !== false,
   };
 }

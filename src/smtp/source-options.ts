@@ -1,7 +1,9 @@
-// smtp-source's command line: Postfix's letters and defaults plus milterkit's
-// long options. Pure: argv in, typed options (or an OptionError) out.
+// smtp-source's command line (listed in src/cli/options/smtp-source.ts): Postfix's letters
+// and defaults plus milterkit's long options. Pure: argv in, typed options (or an OptionError) out.
 import { hostname } from "node:os";
-import { getopt, interval, last, negated, OptionError, type OptDef, positiveInt } from "./getopt.ts";
+import { type Scanned, scan, UsageError } from "../cli/options/scan.ts";
+import { SMTP_SOURCE_TABLE } from "../cli/options/smtp-source.ts";
+import { interval, OptionError, positiveInt } from "./values.ts";
 import { AddressError, parseTarget, type Target } from "./target.ts";
 
 export interface SourceOptions {
@@ -50,51 +52,20 @@ export interface SourceOptions {
   timeout: number;
 }
 
-export const SOURCE_OPTIONS: OptDef[] = [
-  { key: "ipv4", short: "4", long: "ipv4", takesValue: false },
-  { key: "ipv6", short: "6", long: "ipv6", takesValue: false },
-  { key: "keepGoing", short: "A", long: "ignore-errors", takesValue: false },
-  { key: "counter", short: "c", long: "counter", takesValue: false },
-  { key: "connectAttempts", short: "C", long: "connect-attempts", takesValue: true },
-  { key: "reuse", short: "d", long: "reuse", takesValue: false },
-  { key: "from", short: "f", long: "from", takesValue: true },
-  { key: "file", short: "F", long: "file", takesValue: true },
-  { key: "length", short: "l", long: "length", takesValue: true },
-  { key: "lmtp", short: "L", long: "lmtp", takesValue: false },
-  { key: "messages", short: "m", long: "messages", takesValue: true },
-  { key: "myhostname", short: "M", long: "myhostname", takesValue: true },
-  { key: "numbered", short: "N", long: "numbered", takesValue: false },
-  { key: "old", short: "o", long: "old", takesValue: false },
-  { key: "recipients", short: "r", long: "recipients", takesValue: true },
-  { key: "randomDelay", short: "R", long: "random-delay", takesValue: true },
-  { key: "sessions", short: "s", long: "sessions", takesValue: true },
-  { key: "subject", short: "S", long: "subject", takesValue: true },
-  { key: "to", short: "t", long: "to", takesValue: true },
-  { key: "windowSize", short: "T", long: "window-size", takesValue: true },
-  { key: "verbose", short: "v", long: "verbose", takesValue: false },
-  { key: "fixedDelay", short: "w", long: "delay", takesValue: true },
-  { key: "pipelining", short: "P", long: "pipelining", takesValue: false },
-  { key: "starttls", long: "starttls", takesValue: false },
-  { key: "json", long: "json", takesValue: false },
-  { key: "summary", long: "summary", takesValue: false },
-  { key: "progress", long: "progress", takesValue: false },
-  { key: "timeout", long: "timeout", takesValue: true },
-];
-
 export const SOURCE_USAGE =
   "usage: smtp-source -cdLNovP -s sess -l msglen -m msgs -C count -M myhostname -f from -t to " +
   "-r rcptcount -R delay -w delay [inet:]host[:port] | unix:pathname";
 
-function count(s: ReturnType<typeof getopt>, key: string, what: string, dflt: number, min = 1, max?: number): number {
-  const text = last(s, key);
+function count(s: Scanned, key: string, what: string, dflt: number, min = 1, max?: number): number {
+  const text = s.last(key);
   if (text === undefined) return dflt;
   const n = positiveInt(text, min, max);
   if (n === undefined) throw new OptionError(`bad ${what}: ${text}`);
   return n;
 }
 
-function delay(s: ReturnType<typeof getopt>, key: string, what: string): number | undefined {
-  const text = last(s, key);
+function delay(s: Scanned, key: string, what: string): number | undefined {
+  const text = s.last(key);
   if (text === undefined) return undefined;
   const n = interval(text);
   if (n === undefined) throw new OptionError(`bad ${what}: ${text}`);
@@ -102,28 +73,40 @@ function delay(s: ReturnType<typeof getopt>, key: string, what: string): number 
 }
 
 export function parseSourceArgs(argv: string[], defaultHostname = hostname()): SourceOptions {
-  const s = getopt(argv, SOURCE_OPTIONS);
-  const has = (k: string) => (s.flags.get(k) ?? 0) > 0;
+  let scanned: Scanned;
+  try {
+    scanned = scan(SMTP_SOURCE_TABLE, argv);
+  } catch (e) {
+    if (e instanceof UsageError) throw new OptionError(e.message);
+    throw e;
+  }
+  return sourceOptions(scanned, defaultHostname);
+}
+
+/** The scanned command line as smtp-source's options. Throws OptionError. */
+export function sourceOptions(s: Scanned, defaultHostname = hostname()): SourceOptions {
+  const has = (k: string) => s.count(k) > 0;
+  const last = (k: string) => s.last(k);
   // Postfix checks the values first, then the operand.
   const sessions = count(s, "sessions", "session count", 1);
   const messages = count(s, "messages", "message count", 1);
-  const lengthText = last(s, "length");
+  const lengthText = last("length");
   let length: number | undefined;
   if (lengthText !== undefined) {
     length = positiveInt(lengthText);
     if (length === undefined) throw new OptionError(`bad message length: ${lengthText}`);
   }
   const recipients = count(s, "recipients", "recipient count", 1);
-  const connectAttempts = count(s, "connectAttempts", "connection count", 1);
-  const randomDelay = delay(s, "randomDelay", "random delay");
-  const fixedDelay = delay(s, "fixedDelay", "fixed delay");
-  const wsText = last(s, "windowSize");
+  const connectAttempts = count(s, "connect-attempts", "connection count", 1);
+  const randomDelay = delay(s, "random-delay", "random delay");
+  const fixedDelay = delay(s, "delay", "fixed delay");
+  const wsText = last("window-size");
   let windowSize: number | undefined;
   if (wsText !== undefined) {
     windowSize = positiveInt(wsText, 1, 65535);
     if (windowSize === undefined) throw new OptionError(`bad TCP window size: ${wsText}`);
   }
-  const timeoutText = last(s, "timeout");
+  const timeoutText = last("timeout");
   let timeout = 300;
   if (timeoutText !== undefined) {
     const t = interval(timeoutText);
@@ -139,18 +122,18 @@ export function parseSourceArgs(argv: string[], defaultHostname = hostname()): S
     if (e instanceof AddressError) throw new OptionError(e.message);
     throw e;
   }
-  const myhostname = last(s, "myhostname") ?? defaultHostname;
+  const myhostname = last("myhostname") ?? defaultHostname;
   const dflt = `foo@${myhostname}`;
   return {
     target,
     family: has("ipv4") ? 4 : has("ipv6") ? 6 : 0,
-    keepGoing: has("keepGoing"),
+    keepGoing: has("ignore-errors"),
     counter: has("counter"),
     connectAttempts,
     reuse: has("reuse"),
-    from: last(s, "from") ?? dflt,
-    to: last(s, "to") ?? dflt,
-    file: last(s, "file"),
+    from: last("from") ?? dflt,
+    to: last("to") ?? dflt,
+    file: last("file"),
     length,
     lmtp: has("lmtp"),
     messages,
@@ -160,15 +143,15 @@ export function parseSourceArgs(argv: string[], defaultHostname = hostname()): S
     recipients,
     randomDelay,
     sessions,
-    subject: last(s, "subject"),
+    subject: last("subject"),
     windowSize,
-    verbose: s.flags.get("verbose") ?? 0,
+    verbose: s.count("verbose"),
     fixedDelay,
     pipelining: has("pipelining"),
     starttls: has("starttls"),
     json: has("json"),
-    summary: !negated(s, "summary"),
-    progress: negated(s, "progress") ? false : has("progress") ? true : undefined,
+    summary: s.flag("summary") !== false,
+    progress: s.flag("progress"),
     timeout,
   };
 }

@@ -2,6 +2,7 @@
  * milter-test-client's options (docs/tools.md §1.1) turned into a checked
  * configuration; every problem is one OptionError line naming the option.
  */
+import type { Scanned } from "../cli/options/scan.ts";
 import { type LogLevel, LEVEL_ALL, LEVEL_DEFAULT, LEVEL_NONE, LogLevelError, parseLogLevel } from "../runtime/log.ts";
 import { parseFacility, SyslogError } from "../runtime/syslog.ts";
 import { MAX_WORKERS } from "../runtime/workers.ts";
@@ -35,15 +36,11 @@ export interface TestClientConfig {
   memoryProfile: boolean;
 }
 
-/** Raw values as citty gives them (strings and booleans), keyed by long option name. */
-export type RawArgs = Record<string, string | boolean | undefined>;
-
-function str(a: RawArgs, k: string): string | undefined {
-  const v = a[k];
-  return typeof v === "string" ? v : undefined;
+function str(a: Scanned, k: string): string | undefined {
+  return a.last(k);
 }
 
-function int(a: RawArgs, k: string, min: number, max: number, dflt: number): number {
+function int(a: Scanned, k: string, min: number, max: number, dflt: number): number {
   const v = str(a, k);
   if (v === undefined) return dflt;
   if (!/^\d+$/.test(v.trim()) || Number(v) < min || Number(v) > max) {
@@ -52,8 +49,8 @@ function int(a: RawArgs, k: string, min: number, max: number, dflt: number): num
   return Number(v);
 }
 
-/** Parse the options; `env` supplies MILTER_DEFAULT_CONNECTION_SPEC and MILTER_LOG_LEVEL. */
-export function parseTestClientArgs(a: RawArgs, env: Record<string, string | undefined> = process.env): TestClientConfig {
+/** The scanned options (src/cli/options/test-client.ts) checked; `env` supplies MILTER_DEFAULT_CONNECTION_SPEC and MILTER_LOG_LEVEL. */
+export function testClientConfig(a: Scanned, env: Record<string, string | undefined> = process.env): TestClientConfig {
   const specText = str(a, "connection-spec") ?? env.MILTER_DEFAULT_CONNECTION_SPEC ?? DEFAULT_SPEC;
   let spec: ConnectionSpec;
   try {
@@ -73,8 +70,8 @@ export function parseTestClientArgs(a: RawArgs, env: Record<string, string | und
       throw e;
     }
   }
-  if (a.verbose === true) logLevel = LEVEL_ALL;
-  if (a.quiet === true) logLevel = LEVEL_NONE;
+  if (a.flag("verbose")) logLevel = LEVEL_ALL;
+  if (a.flag("quiet")) logLevel = LEVEL_NONE;
 
   const facility = str(a, "syslog-facility") ?? "mail";
   try {
@@ -107,9 +104,9 @@ export function parseTestClientArgs(a: RawArgs, env: Record<string, string | und
     specText,
     logLevel,
     logPath: logPath === "-" ? undefined : logPath,
-    syslog: a.syslog === true,
+    syslog: a.flag("syslog") === true,
     syslogFacility: facility,
-    daemon: a.daemon === true,
+    daemon: a.flag("daemon") === true,
     user,
     group,
     unixSocketGroup: str(a, "unix-socket-group") ?? str(a, "socket-group-name"),
@@ -119,14 +116,14 @@ export function parseTestClientArgs(a: RawArgs, env: Record<string, string | und
     packetBufferSize: int(a, "packet-buffer-size", 0, 2 ** 31 - 1, 0),
     pidFile,
     maxPendingFinishedSessions: int(a, "max-pending-finished-sessions", 0, 2 ** 31 - 1, 0),
-    report: a["report-request"] !== false,
-    json: a.json === true,
-    memoryProfile: a["report-memory-profile"] === true,
+    report: a.flag("report-request") !== false,
+    json: a.flag("json") === true,
+    memoryProfile: a.flag("report-memory-profile") === true,
   };
 }
 
 /** `--user-name` (a name), else `--user-id` (digits only), else `--user` (name or id). */
-function pickIdentity(a: RawArgs, both: string, idKey: string, nameKey: string): string | undefined {
+function pickIdentity(a: Scanned, both: string, idKey: string, nameKey: string): string | undefined {
   const id = str(a, idKey);
   if (id !== undefined && !/^\d+$/.test(id)) throw new OptionError(`--${idKey}: "${id}" is not a number`);
   const name = str(a, nameKey);

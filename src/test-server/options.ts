@@ -1,9 +1,10 @@
 /**
- * milter-test-server options: the original's surface (docs/tools.md §2.1)
- * plus --n-messages, --json and the load mode. Parsed from argv in order,
- * because the original lets option order decide between -m and -f/-r.
- * Pure: file reading is done by the caller through `readFile`.
+ * milter-test-server options (listed in src/cli/options/test-server.ts) turned into a
+ * session's settings. Applied in command-line order, because the original lets option
+ * order decide between -m and -f/-r. Pure: file reading is done by the caller through `readFile`.
  */
+import { type Scanned, scan, UsageError } from "../cli/options/scan.ts";
+import { MACRO_STAGES, TEST_SERVER_TABLE } from "../cli/options/test-server.ts";
 import { parseSpec, type ConnectionSpec } from "../net/spec.ts";
 import { parseMailFile, type HeaderField } from "./mail-file.ts";
 
@@ -11,8 +12,7 @@ export class OptionError extends Error {
   override readonly name = "OptionError";
 }
 
-/** Stages that take `--<stage>-macro NAME:VALUE`. */
-export const MACRO_STAGES = ["connect", "helo", "envelope-from", "envelope-recipient", "data", "end-of-header", "end-of-message"] as const;
+export { MACRO_STAGES };
 export type MacroStageOption = (typeof MACRO_STAGES)[number];
 
 export interface Timeouts {
@@ -60,100 +60,10 @@ export interface TestServerOptions {
   maxTimeMs: number;
 }
 
-/** How one option is spelled and whether it takes a value. */
-interface Spec {
-  long: string;
-  short?: string;
-  aliases?: string[];
-  value: "none" | "required" | "optional";
-}
-
-export const OPTION_SPECS: readonly Spec[] = [
-  { long: "name", value: "required" },
-  { long: "connection-spec", short: "s", value: "required" },
-  { long: "negotiate-version", value: "required" },
-  { long: "connect-host", value: "required" },
-  { long: "connect-address", value: "required" },
-  { long: "helo-fqdn", value: "required" },
-  { long: "envelope-from", short: "f", aliases: ["from"], value: "required" },
-  { long: "envelope-recipient", short: "r", aliases: ["recipient"], value: "required" },
-  { long: "header", short: "h", value: "required" },
-  { long: "body", short: "b", value: "required" },
-  { long: "unknown", value: "required" },
-  { long: "authenticated-name", value: "required" },
-  { long: "authenticated-type", value: "required" },
-  { long: "authenticated-author", value: "required" },
-  { long: "mail-file", short: "m", value: "required" },
-  { long: "output-message", value: "none" },
-  { long: "color", value: "optional" },
-  { long: "connection-timeout", value: "required" },
-  { long: "reading-timeout", value: "required" },
-  { long: "writing-timeout", value: "required" },
-  { long: "end-of-message-timeout", value: "required" },
-  { long: "all-timeouts", value: "required" },
-  { long: "threads", short: "t", value: "required" },
-  { long: "verbose", short: "v", value: "none" },
-  { long: "n-messages", value: "required" },
-  { long: "json", value: "none" },
-  { long: "sessions", value: "required" },
-  { long: "concurrency", value: "required" },
-  { long: "max-time", value: "required" },
-  ...MACRO_STAGES.map((s): Spec => ({ long: `${s}-macro`, value: "required" })),
-];
-
 export const DEFAULT_SPEC = "inet:10025@[127.0.0.1]";
 export const DEFAULT_CONNECT_ADDRESS = "inet:50443@[192.168.123.123]";
 /** The original's default body: one chunk of four lines. */
 export const DEFAULT_BODY = "La de da de da 1.\nLa de da de da 2.\nLa de da de da 3.\nLa de da de da 4.";
-
-/** Argument list in order: [long name, value] (value undefined for flags). Throws OptionError. */
-export function orderedOptions(argv: readonly string[]): [string, string | undefined][] {
-  const byLong = new Map<string, Spec>();
-  const byShort = new Map<string, Spec>();
-  for (const s of OPTION_SPECS) {
-    byLong.set(s.long, s);
-    for (const a of s.aliases ?? []) byLong.set(a, s);
-    if (s.short) byShort.set(s.short, s);
-  }
-  const out: [string, string | undefined][] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === "--") {
-      if (i + 1 < argv.length) throw new OptionError(`unexpected argument '${argv[i + 1]}'`);
-      break;
-    }
-    if (arg.startsWith("--")) {
-      const eq = arg.indexOf("=");
-      const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
-      const spec = byLong.get(name);
-      if (!spec) throw new OptionError(`unknown option '--${name}'`);
-      if (spec.value === "none") {
-        if (eq >= 0) throw new OptionError(`option '--${name}' takes no value`);
-        out.push([spec.long, undefined]);
-      } else if (eq >= 0) out.push([spec.long, arg.slice(eq + 1)]);
-      else if (spec.value === "optional") out.push([spec.long, undefined]);
-      else if (i + 1 < argv.length) out.push([spec.long, argv[++i]]);
-      else throw new OptionError(`option '--${name}' needs a value`);
-    } else if (arg.startsWith("-") && arg.length > 1) {
-      for (let j = 1; j < arg.length; j++) {
-        const spec = byShort.get(arg[j]);
-        if (!spec) throw new OptionError(`unknown option '-${arg[j]}'`);
-        if (spec.value === "none") {
-          out.push([spec.long, undefined]);
-          continue;
-        }
-        const rest = arg.slice(j + 1);
-        if (rest !== "") out.push([spec.long, rest]);
-        else if (i + 1 < argv.length) out.push([spec.long, argv[++i]]);
-        else throw new OptionError(`option '-${arg[j]}' needs a value`);
-        break;
-      }
-    } else {
-      throw new OptionError(`unexpected argument '${arg}'`);
-    }
-  }
-  return out;
-}
 
 export interface ParseContext {
   /** Read a file (`-` = standard input); throw an Error with a readable message. */
@@ -194,6 +104,19 @@ function spec(option: string, text: string): ConnectionSpec {
 
 /** Parse argv (without the program name) into options. Throws OptionError. */
 export function parseTestServerArgs(argv: readonly string[], ctx: ParseContext): TestServerOptions {
+  let scanned: Scanned;
+  try {
+    scanned = scan(TEST_SERVER_TABLE, argv);
+  } catch (e) {
+    if (e instanceof UsageError) throw new OptionError(e.message);
+    throw e;
+  }
+  return testServerOptions(scanned, ctx);
+}
+
+/** The scanned command line as options. Throws OptionError. */
+export function testServerOptions(scanned: Scanned, ctx: ParseContext): TestServerOptions {
+  if (scanned.operands.length > 0) throw new OptionError(`unexpected argument '${scanned.operands[0]}'`);
   const env = ctx.env ?? {};
   const o: TestServerOptions = {
     name: "milter-test-server",
@@ -219,7 +142,8 @@ export function parseTestServerArgs(argv: readonly string[], ctx: ParseContext):
   };
   let color = "auto";
   let bodyGiven = false;
-  for (const [name, value] of orderedOptions(argv)) {
+  for (const { def, value } of scanned.occurrences) {
+    const name = def.long;
     const v = value ?? "";
     switch (name) {
       case "name": o.name = v; break;
@@ -282,6 +206,7 @@ export function parseTestServerArgs(argv: readonly string[], ctx: ParseContext):
       case "sessions": o.sessions = number(name, v, 1, true); break;
       case "concurrency": o.concurrency = number(name, v, 1, true); break;
       case "max-time": o.maxTimeMs = number(name, v, 0.001, false) * 1000; break;
+      case "help": case "version": break; // answered by the tool runner
       default: {
         const stage = name.slice(0, -"-macro".length) as MacroStageOption;
         o.macros[stage].push(nameValue(name, v));

@@ -3,7 +3,8 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, lstatSync, mkdtempSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { checkArgv, UsageError, allValues } from "../../src/cli/run.ts";
+import type { ToolOptions } from "../../src/cli/options/format.ts";
+import { scan, UsageError } from "../../src/cli/options/scan.ts";
 import { toolFromName } from "../../src/cli/tools.ts";
 import { createLinks } from "../../src/cli/install-links.ts";
 
@@ -32,28 +33,35 @@ describe("tool names", () => {
 });
 
 describe("strict options", () => {
-  const def = {
-    "connection-spec": { type: "string", alias: ["s"] },
-    verbose: { type: "boolean", alias: ["v"] },
-    daemon: { type: "boolean" },
-    level: { type: "enum", options: ["a", "b"] },
-    target: { type: "positional" },
-  } as const;
+  const table: Pick<ToolOptions, "options"> = {
+    options: [
+      { long: "connection-spec", short: "s", value: "required", section: "x", description: "" },
+      { long: "verbose", short: "v", repeat: "count", section: "x", description: "" },
+      { long: "daemon", negatable: true, section: "x", description: "" },
+      { long: "color", value: "optional", section: "x", description: "" },
+      { long: "to", short: "t", value: "required", repeat: "list", section: "x", description: "" },
+    ],
+  };
   test("accepts defined long, short, grouped, attached, negated and positional forms", () => {
-    expect(() => checkArgv(def as any, ["--connection-spec", "inet:1", "-v", "--no-daemon", "host"])).not.toThrow();
-    expect(() => checkArgv(def as any, ["--connection-spec=inet:1", "-vs", "x", "-sinet:2", "--level=b"])).not.toThrow();
-    expect(() => checkArgv(def as any, ["--", "--bogus"])).not.toThrow();
+    expect(() => scan(table, ["--connection-spec", "inet:1", "-v", "--no-daemon", "host"])).not.toThrow();
+    expect(() => scan(table, ["--connection-spec=inet:1", "-vs", "x", "-sinet:2", "--color", "--color=no"])).not.toThrow();
+    expect(scan(table, ["--", "--bogus"]).operands).toEqual(["--bogus"]);
+    const s = scan(table, ["-vvs", "a", "host", "--daemon", "--no-daemon", "--color", "-v"]);
+    expect([s.count("verbose"), s.last("connection-spec"), s.flag("daemon"), s.operands]).toEqual([3, "a", false, ["host"]]);
+    expect(s.of("color")[0].value).toBeUndefined();
   });
-  test("rejects unknown options, missing values, values on booleans and bad enum values", () => {
-    expect(() => checkArgv(def as any, ["--bogus"])).toThrow(new UsageError("unknown option '--bogus'"));
-    expect(() => checkArgv(def as any, ["-Z"])).toThrow(new UsageError("unknown option '-Z'"));
-    expect(() => checkArgv(def as any, ["-s"])).toThrow(new UsageError("option '-s' needs a value"));
-    expect(() => checkArgv(def as any, ["--connection-spec"])).toThrow(new UsageError("option '--connection-spec' needs a value"));
-    expect(() => checkArgv(def as any, ["--daemon=yes"])).toThrow(new UsageError("option '--daemon' takes no value"));
-    expect(() => checkArgv(def as any, ["--level", "c"])).toThrow(UsageError);
+  test("rejects unknown options, missing values, values on flags and negated values", () => {
+    expect(() => scan(table, ["--bogus"])).toThrow(new UsageError("unknown option '--bogus'"));
+    expect(() => scan(table, ["-Z"])).toThrow(new UsageError("unknown option '-Z'"));
+    expect(() => scan(table, ["-vZ"])).toThrow(new UsageError("unknown option '-Z'"));
+    expect(() => scan(table, ["-s"])).toThrow(new UsageError("option '-s' needs a value"));
+    expect(() => scan(table, ["--connection-spec"])).toThrow(new UsageError("option '--connection-spec' needs a value"));
+    expect(() => scan(table, ["--daemon=yes"])).toThrow(new UsageError("option '--daemon' takes no value"));
+    expect(() => scan(table, ["--no-daemon=yes"])).toThrow(new UsageError("option '--no-daemon' takes no value"));
+    expect(() => scan(table, ["--no-verbose"])).toThrow(new UsageError("unknown option '--no-verbose'"));
   });
-  test("allValues collects a repeatable option in order", () => {
-    expect(allValues(["-t", "a", "--to=b", "--to", "c", "-td", "--", "-t", "e"], "to", "t")).toEqual(["a", "b", "c", "d"]);
+  test("a repeatable option keeps every value in order", () => {
+    expect(scan(table, ["-t", "a", "--to=b", "--to", "c", "-td", "--", "-t", "e"]).all("to")).toEqual(["a", "b", "c", "d"]);
   });
 });
 
@@ -114,15 +122,17 @@ describe("compiled binary", () => {
     expect(p.stdout.toString()).toContain("USAGE smtp-source");
   });
 
-  test("an unknown tool or option prints one line plus usage and exits 1", () => {
+  test("an unknown tool prints one line plus usage, a wrong option one line plus where help is; exit 1", () => {
     const t = run(["bogus"]);
     expect(t.code).toBe(1);
     expect(t.err.split("\n")[0]).toBe("milterkit: unknown tool 'bogus'");
     expect(t.err).toContain("USAGE milterkit");
     const o = run(["test-client", "--bogus-option"]);
     expect(o.code).toBe(1);
-    expect(o.err.split("\n")[0]).toBe("milter-test-client: unknown option '--bogus-option'");
-    expect(o.err).toContain("USAGE milter-test-client");
+    expect(o.err).toBe("milter-test-client: unknown option '--bogus-option'\nTry 'milterkit test-client --help' for more information.\n");
+    const l = run(["-s"], "smtp-sink");
+    expect(l.code).toBe(1);
+    expect(l.err).toBe("smtp-sink: option '-s' needs a value\nTry 'smtp-sink --help' for more information.\n");
   });
 
   test("install-links from the compiled binary", () => {

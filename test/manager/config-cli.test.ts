@@ -4,7 +4,10 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CliOptionError, MANAGER_OPTIONS, parseManagerArgv } from "../../src/manager/config/cli.ts";
+import { MANAGER_TABLE } from "../../src/cli/options/manager.ts";
+import { CliOptionError, parseManagerArgv } from "../../src/manager/config/cli.ts";
+
+const MANAGER_OPTIONS = MANAGER_TABLE.options;
 import { VERSION } from "../../src/version.ts";
 
 const ROOT = join(import.meta.dir, "../..");
@@ -67,7 +70,7 @@ describe("each option sets its item", () => {
 
   test("every option of the table is covered above or below", () => {
     const covered = new Set(cases.flatMap(([argv]) => argv.filter((a) => a.startsWith("-")).map((a) => a.replace(/=.*/, "").replace(/^-s.+/, "-s"))));
-    for (const extra of ["--config", "--config-dir", "-c", "--show-config", "--help-all", "--help-milter"]) covered.add(extra);
+    for (const extra of ["--config", "--config-dir", "-c", "--show-config", "--help", "--version", "--help-all", "--help-milter"]) covered.add(extra);
     for (const o of MANAGER_OPTIONS) expect(covered.has(`--${o.long}`) || (o.short !== undefined && covered.has(`-${o.short}`))).toBe(true);
   });
 
@@ -181,11 +184,10 @@ describe("the milter-manager command", () => {
     expect(r.stdout).not.toContain("[[milters]]");
   });
 
-  test("a bad option value: one line plus usage, exit 1", async () => {
+  test("a bad option value: one line plus where help is, exit 1", async () => {
     const r = await run(["--n-workers", "many", "--show-config"]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toStartWith("milter-manager: option '--n-workers': expected a non-negative integer (got 'many')\n\n");
-    expect(r.stderr).toContain("USAGE milter-manager");
+    expect(r.stderr).toBe("milter-manager: option '--n-workers': expected a non-negative integer (got 'many')\nTry 'milterkit manager --help' for more information.\n");
   });
 
   test("an unknown option: exit 1", async () => {

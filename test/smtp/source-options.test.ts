@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { OptionError } from "../../src/smtp/getopt.ts";
+import { OptionError } from "../../src/smtp/values.ts";
 import { parseSourceArgs, SOURCE_USAGE } from "../../src/smtp/source-options.ts";
 
 const p = (...a: string[]) => parseSourceArgs(a, "host.example");

@@ -416,7 +416,7 @@ describe("compatibility options", () => {
       expect(r.code).toBe(0);
       expect(r.stdout).toContain("--connection-spec");
       expect(r.stdout).toContain("--no-report-request");
-      expect(r.stdout).toContain("Bun's own event loop serves both");
+      expect(r.stdout.replace(/\s+/g, " ")).toContain("Bun's own event loop serves both"); // --help wraps lines
     }
     const v = await runOnce(["--version"]);
     expect(v).toEqual({ stdout: `${VERSION}\n`, stderr: "", code: 0 });

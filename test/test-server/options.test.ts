@@ -1,5 +1,10 @@
 import { expect, test } from "bun:test";
-import { OptionError, orderedOptions, parseTestServerArgs, type ParseContext } from "../../src/test-server/options.ts";
+import { scan } from "../../src/cli/options/scan.ts";
+import { TEST_SERVER_TABLE } from "../../src/cli/options/test-server.ts";
+import { OptionError, parseTestServerArgs, type ParseContext } from "../../src/test-server/options.ts";
+
+/** Argument list in order: [long name, value], as the test-server applies it. */
+const orderedOptions = (argv: string[]) => scan(TEST_SERVER_TABLE, argv).occurrences.map((o) => [o.def.long, o.value]);
 
 const files: Record<string, string> = {
   "a.eml": "From: Alice <alice@example.com>\r\nTo: bob@example.org\r\nTo: Carol <carol@example.org>\r\nSubject: s\r\n\r\nbody\r\n",
@@ -175,7 +180,7 @@ test("errors name the option and the value", () => {
   }
 });
 
-test("orderedOptions: short options with attached values and bundled flags", () => {
+test("the scanner: short options with attached values and bundled flags", () => {
   expect(orderedOptions(["-vfa@b", "-t2", "-r", "x", "--from=y"])).toEqual([
     ["verbose", undefined], ["envelope-from", "a@b"], ["threads", "2"], ["envelope-recipient", "x"], ["envelope-from", "y"],
   ]);
