@@ -1,7 +1,8 @@
 // milter-test-server: play the MTA against one milter (negotiate, connect … end-of-message
 // with macros), apply its replies and modifications, report the outcome; or load-test it.
-import { readFileSync, writeSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { isatty } from "node:tty";
+import { writeNow } from "../runtime/output.ts";
 import { TEST_SERVER_TABLE } from "./options/test-server.ts";
 import type { Scanned } from "./options/scan.ts";
 import { type Tool, UsageError } from "./run.ts";
@@ -24,18 +25,9 @@ export interface Io {
   isTty: boolean;
 }
 
-function safeWrite(fd: number, b: string | Uint8Array): void {
-  try {
-    if (typeof b === "string") writeSync(fd, b);
-    else writeSync(fd, b);
-  } catch {
-    // A closed stdout/stderr must not crash a run.
-  }
-}
-
 export const processIo: Io = {
-  out: (b) => safeWrite(1, b),
-  err: (s) => safeWrite(2, s),
+  out: (b) => writeNow(1, b),
+  err: (s) => writeNow(2, s),
   readFile(path) {
     try {
       return readFileSync(path === "-" ? 0 : path);

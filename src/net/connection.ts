@@ -8,11 +8,6 @@
 import type { Socket, SocketHandler } from "bun";
 import { formatAddress, formatSpec, type ConnectionSpec, type SocketAddress } from "./spec.ts";
 
-/** Anything that consumes raw bytes, e.g. the milter packet reader. */
-export interface FrameSink {
-  push(chunk: Uint8Array): void;
-}
-
 export type ConnectionErrorKind =
   | "read-timeout"  // expectReply() armed and no byte arrived in time
   | "write-timeout" // queued bytes made no progress in time

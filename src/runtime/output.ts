@@ -99,11 +99,12 @@ export function closeFd(fd: number): void {
 }
 
 /**
- * One synchronous write of `text` (UTF-8) to `fd`, for lines a tool prints as
- * it goes; an fd that is closed or failing is ignored rather than crashing the tool.
+ * One synchronous write of `text` (a string as UTF-8, or bytes) to `fd`, for lines a tool prints
+ * as it goes; an fd that is closed or failing is ignored rather than crashing the tool.
  */
-export function writeNow(fd: number, text: string): void {
+export function writeNow(fd: number, text: string | Uint8Array): void {
   try {
-    writeSync(fd, text);
+    if (typeof text === "string") writeSync(fd, text);
+    else writeSync(fd, text);
   } catch {}
 }

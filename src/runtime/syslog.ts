@@ -8,11 +8,15 @@
  */
 import { existsSync } from "node:fs";
 
-/** Facility names → numbers (syslog.h). */
-export const FACILITIES: Readonly<Record<string, number>> = {
-  kern: 0, user: 1, mail: 2, daemon: 3, auth: 4, syslog: 5, lpr: 6, news: 7, uucp: 8, cron: 9, authpriv: 10, ftp: 11,
-  local0: 16, local1: 17, local2: 18, local3: 19, local4: 20, local5: 21, local6: 22, local7: 23,
-};
+/** Every syslog facility name, in the order of their numbers (syslog.h); the one list the tools accept. */
+export const FACILITY_NAMES = [
+  "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv", "ftp",
+  "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+] as const;
+export type FacilityName = (typeof FACILITY_NAMES)[number];
+
+/** Facility names → numbers (syslog.h): 0..11, then local0..local7 are 16..23. */
+export const FACILITIES: Readonly<Record<string, number>> = Object.fromEntries(FACILITY_NAMES.map((n, i) => [n, i < 12 ? i : i + 4]));
 
 /** Severities (syslog.h). */
 export const SEVERITY = { emerg: 0, alert: 1, crit: 2, err: 3, warning: 4, notice: 5, info: 6, debug: 7 } as const;

@@ -335,7 +335,7 @@ describe("error messages name the file, the item and the problem", () => {
   test("the first bad file of a directory stops the load and is named", async () => {
     const dir = dirWith({ "milterkit.config.toml": `[manager]\nn_workers = 1\n`, "conf.d/50-bad.json": `{"log": {"level": "loud"}}` });
     expect(await errorOf({ kind: "dir", dir, explicit: true })).toBe(
-      `${join(dir, "conf.d/50-bad.json")}: invalid configuration\n✖ unknown log level "loud" (expected default, none, all, critical, error, warning, message, info, debug, statistics, profile, joined with |)\n  → at log.level, line 1`,
+      `${join(dir, "conf.d/50-bad.json")}: invalid configuration\n✖ unknown log level "loud" in "loud" (expected default, all, none, critical, error, warning, message, info, debug, statistics, profile joined with |)\n  → at log.level, line 1`,
     );
   });
 });

@@ -9,7 +9,7 @@ import {
   defaultMilter,
   logLevelSet,
   MILTER_DEFAULTS,
-  parseLogLevel,
+  normalizeLogLevel,
   parseSocketMode,
   patternRegExp,
 } from "../../src/manager/config/schema.ts";
@@ -107,9 +107,9 @@ describe("item values", () => {
   });
 
   test("log level: names joined with |, spaces removed", () => {
-    expect(parseLogLevel("error | warning|statistics")).toBe("error|warning|statistics");
-    expect(parseLogLevel("all")).toBe("all");
-    expect(parseLogLevel("error|loud")).toEqual({ error: expect.stringContaining('unknown log level "loud"') });
+    expect(normalizeLogLevel("error | warning|statistics")).toBe("error|warning|statistics");
+    expect(normalizeLogLevel("all")).toBe("all");
+    expect(normalizeLogLevel("error|loud")).toEqual({ error: expect.stringContaining('unknown log level "loud"') });
     expect([...logLevelSet("error|debug")]).toEqual(["error", "debug"]);
   });
 

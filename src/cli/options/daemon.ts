@@ -1,6 +1,8 @@
 // The options every milter daemon of the toolkit takes (milter-manager's common options, which
 // milter-test-client shares): one table for the manager and the test-client. Each tool adds
 // its own options and decides what a value means.
+import { LOG_LEVELS } from "../../runtime/log.ts";
+import { FACILITY_NAMES } from "../../runtime/syslog.ts";
 import type { OptionDef, Section } from "./format.ts";
 
 export const DAEMON_SECTIONS: readonly Section[] = [
@@ -35,7 +37,7 @@ export const DAEMON_OPTIONS: readonly OptionDef[] = [
   },
   {
     long: "log-level", value: "required", valueName: "LEVEL", section: "log",
-    choices: ["default", "none", "all", "critical", "error", "warning", "message", "info", "debug", "statistics", "profile"],
+    choices: ["default", "none", "all", ...LOG_LEVELS],
     description: "Items joined with |: default, none, all, critical, error, warning, message, info, debug, statistics, profile",
   },
   { long: "log-path", value: "required", valueName: "PATH", section: "log", complete: "file", description: "Write the log to PATH; - is standard output (SIGHUP and SIGUSR1 reopen it)" },
@@ -44,7 +46,7 @@ export const DAEMON_OPTIONS: readonly OptionDef[] = [
   { long: "syslog", negatable: true, section: "log", description: "Also log to syslog (/dev/log)" },
   {
     long: "syslog-facility", value: "required", valueName: "FACILITY", default: "mail", section: "log",
-    choices: ["kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv", "ftp", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"],
+    choices: FACILITY_NAMES,
     description: "Syslog facility: mail, daemon, user, local0..local7, ...",
   },
   { long: "daemon", negatable: true, section: "process", description: "Run in the background (--no-daemon: stay in the foreground)" },

@@ -1,7 +1,7 @@
 // IP addresses and networks for the conditions: parsing IPv4/IPv6 text into bytes, CIDR matching
 // (an IPv4-mapped IPv6 address such as ::ffff:192.0.2.1 counts as the IPv4 address it carries),
 // what "local" means, and the parsed client/server socket addresses a condition sees.
-import { isIPv4, isIPv6 } from "node:net";
+import { BlockList, isIPv4, isIPv6 } from "node:net";
 import type { ConnectCommand } from "../../milter/index.ts";
 
 /** A parsed IP address: 4 bytes (IPv4) or 16 bytes (IPv6). */
@@ -88,7 +88,7 @@ export interface Network {
 
 /** Thrown for a bad address or CIDR in the settings or in a condition's own call. */
 export class AddressError extends Error {
-  constructor(readonly input: string, why: string) {
+  constructor(readonly input: string, why: string, readonly kind: "address" | "prefix" = "address") {
     super(`"${input}": ${why}`);
     this.name = "AddressError";
   }
@@ -102,30 +102,45 @@ export function parseNetwork(text: string): Network {
   const max = ip.family === 4 ? 32 : 128;
   const digits = slash < 0 ? String(max) : text.slice(slash + 1);
   const prefix = Number(digits);
-  if (!/^\d{1,3}$/.test(digits) || prefix > max) throw new AddressError(text, `prefix length must be 0..${max}`);
+  if (!/^\d{1,3}$/.test(digits) || prefix > max) throw new AddressError(text, `prefix length must be 0..${max}`, "prefix");
   return { ip, prefix, text };
 }
 
-/** Is `ip` inside `net`? IPv4-mapped IPv6 addresses match IPv4 networks. */
-export function inNetwork(ip: IpAddress, net: Network): boolean {
-  const a = net.ip.family === 4 ? asIPv4(ip) : ip.family === 6 ? ip : undefined;
-  if (!a) return false;
-  let bits = net.prefix;
-  for (let i = 0; bits > 0; i++, bits -= 8) {
-    const mask = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
-    if ((a.bytes[i] & mask) !== (net.ip.bytes[i] & mask)) return false;
-  }
-  return true;
-}
-
-/** A list of networks, checked in order. */
-export class NetworkList {
-  readonly networks: readonly Network[];
-  constructor(texts: readonly string[]) {
-    this.networks = texts.map(parseNetwork);
+/**
+ * Networks as node:net BlockLists, one per family: the IPv4 one also matches an IPv4-mapped IPv6
+ * address, but an IPv4 address is never inside an IPv6 network (BlockList alone would put it in ::/0).
+ */
+class Networks {
+  private readonly v4 = new BlockList();
+  private readonly v6 = new BlockList();
+  constructor(nets: readonly Network[]) {
+    for (const n of nets) (n.ip.family === 4 ? this.v4 : this.v6).addSubnet(formatIp(n.ip), n.prefix, n.ip.family === 4 ? "ipv4" : "ipv6");
   }
   has(ip: IpAddress): boolean {
-    return this.networks.some((n) => inNetwork(ip, n));
+    const text = formatIp(ip);
+    return ip.family === 4 ? this.v4.check(text, "ipv4") : this.v6.check(text, "ipv6") || this.v4.check(text, "ipv6");
+  }
+}
+
+const single = new WeakMap<Network, Networks>();
+
+/** Is `ip` inside `net`? IPv4-mapped IPv6 addresses match IPv4 networks. */
+export function inNetwork(ip: IpAddress, net: Network): boolean {
+  let n = single.get(net);
+  if (!n) single.set(net, (n = new Networks([net])));
+  return n.has(ip);
+}
+
+/** A list of networks. */
+export class NetworkList {
+  readonly networks: readonly Network[];
+  private readonly set: Networks;
+  constructor(texts: readonly string[]) {
+    this.networks = texts.map(parseNetwork);
+    this.set = new Networks(this.networks);
+  }
+  has(ip: IpAddress): boolean {
+    return this.set.has(ip);
   }
 }
 

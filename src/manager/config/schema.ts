@@ -11,6 +11,9 @@
 import { isIPv4, isIPv6 } from "node:net";
 import { z } from "zod";
 import { parseSpec } from "../../net/spec.ts";
+import { LOG_LEVELS, LogLevelError, parseLogLevel } from "../../runtime/log.ts";
+import { FACILITY_NAMES, type FacilityName } from "../../runtime/syslog.ts";
+import { AddressError, parseNetwork } from "../conditions/address.ts";
 import type { ConditionDefinition } from "../conditions/api.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -20,17 +23,13 @@ import type { ConditionDefinition } from "../conditions/api.ts";
 export const FALLBACK_STATUSES = ["accept", "temporary-failure", "reject", "discard"] as const;
 export type FallbackStatus = (typeof FALLBACK_STATUSES)[number];
 
-/** Names allowed in `log.level`; several are joined with `|` (e.g. "error|warning|statistics"). */
-export const LOG_LEVEL_NAMES = [
-  "default", "none", "all", "critical", "error", "warning", "message", "info", "debug", "statistics", "profile",
-] as const;
+/** Names allowed in `log.level` (runtime/log.ts); several are joined with `|` (e.g. "error|warning|statistics"). */
+export const LOG_LEVEL_NAMES = ["default", "none", "all", ...LOG_LEVELS] as const;
 export type LogLevelName = (typeof LOG_LEVEL_NAMES)[number];
 
-export const SYSLOG_FACILITIES = [
-  "authpriv", "cron", "daemon", "kern", "local0", "local1", "local2", "local3", "local4", "local5", "local6",
-  "local7", "lpr", "mail", "news", "user", "uucp",
-] as const;
-export type SyslogFacility = (typeof SYSLOG_FACILITIES)[number];
+/** The full syslog set (runtime/syslog.ts), as the test-client accepts it too. */
+export const SYSLOG_FACILITIES = FACILITY_NAMES;
+export type SyslogFacility = FacilityName;
 
 /** Accepted for compatibility with milter-manager's option; milterkit has one event loop (Bun's). */
 export const EVENT_LOOP_BACKENDS = ["glib", "libev"] as const;
@@ -400,19 +399,19 @@ const socketMode = z
     return r;
   });
 
-/** Normalise "error | warning" to "error|warning"; errors name the bad part. */
-export function parseLogLevel(text: string): string | { error: string } {
-  const parts = text.split("|").map((p) => p.trim());
-  for (const p of parts) {
-    if (!(LOG_LEVEL_NAMES as readonly string[]).includes(p)) {
-      return { error: `unknown log level "${p}" (expected ${LOG_LEVEL_NAMES.join(", ")}, joined with |)` };
-    }
+/** Normalise "error | Warning" to "error|warning", checked by the one log level parser (runtime/log.ts); errors name the bad part. */
+export function normalizeLogLevel(text: string): string | { error: string } {
+  try {
+    parseLogLevel(text);
+  } catch (e) {
+    if (e instanceof LogLevelError) return { error: e.message };
+    throw e;
   }
-  return parts.join("|");
+  return text.split("|").map((p) => p.trim().toLowerCase()).filter((p) => p !== "").join("|");
 }
 
 const logLevel = z.string().transform((v, ctx) => {
-  const r = parseLogLevel(v);
+  const r = normalizeLogLevel(v);
   if (typeof r !== "string") {
     ctx.addIssue({ code: "custom", message: r.error, input: v });
     return z.NEVER;
@@ -449,16 +448,15 @@ const pattern = z.string().superRefine((p, ctx) => {
   }
 });
 
-/** "addr" or "addr/prefix", IPv4 or IPv6. */
+/** "addr" or "addr/prefix", IPv4 or IPv6 (family 4: IPv4 only), as the conditions will parse it. */
 export function checkCidr(text: string, family?: 4): string | undefined {
-  const slash = text.indexOf("/");
-  const addr = slash < 0 ? text : text.slice(0, slash);
-  const v4 = isIPv4(addr);
-  if (!v4 && (family === 4 || !isIPv6(addr))) return `"${text}" is not an ${family === 4 ? "IPv4" : "IP"} address or CIDR`;
-  if (slash >= 0) {
-    const prefix = text.slice(slash + 1);
-    const max = v4 ? 32 : 128;
-    if (!/^[0-9]{1,3}$/.test(prefix) || Number(prefix) > max) return `"${text}": prefix length must be 0..${max}`;
+  const notAddress = `"${text}" is not an ${family === 4 ? "IPv4" : "IP"} address or CIDR`;
+  try {
+    const net = parseNetwork(text);
+    if (family === 4 && net.ip.family !== 4) return notAddress;
+  } catch (e) {
+    if (!(e instanceof AddressError)) throw e;
+    return e.kind === "prefix" ? e.message : notAddress;
   }
   return undefined;
 }
