@@ -44,6 +44,7 @@ describe("each option sets its item", () => {
     [["--syslog"], { "log.use_syslog": true }],
     [["--no-syslog"], { "log.use_syslog": false }],
     [["--syslog-facility", "local4"], { "log.syslog_facility": "local4" }],
+    [["--syslog-facility", "auth"], { "log.syslog_facility": "auth" }], // the full syslog set, as the test-client
     [["--daemon"], { "manager.daemon": true }],
     [["--no-daemon"], { "manager.daemon": false }],
     [["-u", "milter"], { "security.effective_user": "milter" }],

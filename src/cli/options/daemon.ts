@@ -58,11 +58,3 @@ export const DAEMON_OPTIONS: readonly OptionDef[] = [
   { long: "group-name", value: "required", valueName: "NAME", section: "process", complete: "group", description: "Same as --group, group name only" },
   { long: "pid-file", value: "required", valueName: "FILE", section: "process", complete: "file", description: "Write the process id to FILE" },
 ];
-
-/** The help options of every tool: --help (and -? for tools whose -h is taken), --version. */
-export function helpOptions(o: { h: boolean }): OptionDef[] {
-  return [
-    { long: "help", short: "?", aliases: o.h ? ["h"] : [], negatable: false, section: "help", description: "Show this help and exit" },
-    { long: "version", negatable: false, section: "help", description: "Print the version and exit" },
-  ];
-}

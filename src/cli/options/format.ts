@@ -89,3 +89,11 @@ export function spellings(t: Pick<ToolOptions, "options" | "negatableFlags">): M
   }
   return out;
 }
+
+/** The help options of every tool: --help (and -? for tools whose -h is taken), --version. */
+export function helpOptions(o: { h: boolean }): OptionDef[] {
+  return [
+    { long: "help", short: "?", aliases: o.h ? ["h"] : [], negatable: false, section: "help", description: "Show this help and exit" },
+    { long: "version", negatable: false, section: "help", description: "Print the version and exit" },
+  ];
+}

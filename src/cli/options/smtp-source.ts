@@ -1,6 +1,5 @@
 // smtp-source's options: Postfix's letters (each also has a long name) plus milterkit's own.
-import { helpOptions } from "./daemon.ts";
-import type { OptionDef, ToolOptions } from "./format.ts";
+import { helpOptions, type OptionDef, type ToolOptions } from "./format.ts";
 
 const flag = (short: string, long: string, description: string, more: Partial<OptionDef> = {}): OptionDef => ({ long, short, section: "postfix", description, ...more });
 const value = (short: string, long: string, valueName: string, description: string, more: Partial<OptionDef> = {}): OptionDef => ({ long, short, value: "required", valueName, section: "postfix", description, ...more });

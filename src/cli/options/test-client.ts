@@ -1,7 +1,7 @@
 // milter-test-client's options: the shared daemon options plus what it prints. Like the
 // original (GLib), every flag also takes --no-FLAG.
-import { DAEMON_OPTIONS, DAEMON_SECTIONS, helpOptions } from "./daemon.ts";
-import type { ToolOptions } from "./format.ts";
+import { DAEMON_OPTIONS, DAEMON_SECTIONS } from "./daemon.ts";
+import { helpOptions, type ToolOptions } from "./format.ts";
 
 export const TEST_CLIENT_TABLE: ToolOptions = {
   tool: "test-client",

@@ -1,7 +1,6 @@
 // milter-test-server's options: the original's (docs/tools.md §2.1) plus --n-messages, --json
 // and the load mode. -h is --header, so help is -? or --help.
-import type { OptionDef, ToolOptions } from "./format.ts";
-import { helpOptions } from "./daemon.ts";
+import { helpOptions, type OptionDef, type ToolOptions } from "./format.ts";
 
 /** Stages that take `--<stage>-macro NAME:VALUE`. */
 export const MACRO_STAGES = ["connect", "helo", "envelope-from", "envelope-recipient", "data", "end-of-header", "end-of-message"] as const;
