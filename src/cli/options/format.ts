@@ -17,7 +17,10 @@ export interface OptionDef {
   valueName?: string;
   /** The values the tool accepts, for --help and completion (the tool checks them). */
   choices?: readonly string[];
-  /** "last" (default): the last occurrence counts; "list": every value in order; "count": -vv is 2. */
+  /**
+   * How the tool reads a repeated option (Scanned.last, .all, .count; the scanner takes any option
+   * more than once): "last" (default) the last occurrence counts; "list" every value in order; "count" -vv is 2.
+   */
   repeat?: "last" | "list" | "count";
   /** `--no-LONG` turns the flag off; false: not even with the table's negatableFlags. */
   negatable?: boolean;
@@ -90,7 +93,7 @@ export function spellings(t: Pick<ToolOptions, "options" | "negatableFlags">): M
   return out;
 }
 
-/** The help options of every tool: --help (and -? for tools whose -h is taken), --version. */
+/** The help options of every tool: --help and -? (and -h, unless the tool's -h is another option), --version. */
 export function helpOptions(o: { h: boolean }): OptionDef[] {
   return [
     { long: "help", short: "?", aliases: o.h ? ["h"] : [], negatable: false, section: "help", description: "Show this help and exit" },
