@@ -27,7 +27,7 @@ export const TEST_SERVER_TABLE: ToolOptions = {
     { id: "macros", title: "Macros" },
     { id: "timeouts", title: "Timeouts" },
     { id: "output", title: "Output" },
-    { id: "load", title: "Load mode" },
+    { id: "load", title: "Sessions and load mode" },
     { id: "help", title: "Help" },
   ],
   options: [
