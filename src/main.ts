@@ -2,6 +2,7 @@
 // Entry point of the multicall binary: the tool comes from argv[0] (a symlink
 // such as milter-manager) or from the first argument (milterkit manager ...).
 import { basename } from "node:path";
+import { defineCommand, runCommand } from "citty";
 import { helpWidth, wrap } from "./cli/options/help.ts";
 import { runTool, type ToolResult } from "./cli/run.ts";
 import { TOOLS, type ToolName, toolFromName } from "./cli/tools.ts";
@@ -45,13 +46,31 @@ export async function main(argv0: string, argv: string[]): Promise<ToolResult> {
     process.stdout.write(`milterkit ${VERSION}\n`);
     return 0;
   }
-  if (first === "install-links") return installLinks(rest);
-  const tool = (first in TOOLS ? first : toolFromName(first)) as ToolName | undefined;
+  const tool = first === "install-links" || first in TOOLS ? first : toolFromName(first);
   if (!tool) {
     process.stderr.write(`milterkit: unknown tool '${first}'\n\n${mainUsage()}\n`);
     return 1;
   }
-  return runTool(await TOOLS[tool].load(), rest, `milterkit ${first}`);
+  return dispatch(tool, first, rest);
+}
+
+/**
+ * citty picks the sub-command; each tool then scans its own arguments with its option table
+ * (src/cli/options/). citty drops a sub-command's return value, so the exit code travels
+ * through `result`.
+ */
+async function dispatch(tool: string, invokedAs: string, rest: string[]): Promise<ToolResult> {
+  let result: ToolResult;
+  const sub = (run: (argv: string[]) => Promise<ToolResult>) =>
+    defineCommand({ run: async ({ rawArgs }) => { result = await run(rawArgs); } });
+  const subCommands: Record<string, ReturnType<typeof sub>> = {
+    "install-links": sub(installLinks),
+  };
+  for (const name of Object.keys(TOOLS) as ToolName[]) {
+    subCommands[name] = sub(async (argv) => runTool(await TOOLS[name].load(), argv, `milterkit ${invokedAs}`));
+  }
+  await runCommand(defineCommand({ meta: { name: "milterkit", version: VERSION }, subCommands }), { rawArgs: [tool, ...rest] });
+  return result;
 }
 
 if (import.meta.main) {
