@@ -76,7 +76,7 @@ async function dispatch(tool: string, invokedAs: string, rest: string[]): Promis
 if (import.meta.main) {
   // The manager's root helper that starts child milters (src/manager/launcher.ts), whatever argv says.
   const code = process.env.MILTERKIT_LAUNCHER === "1"
-    ? await (await import("./manager/launcher.ts")).runLauncherProcess()
+    ? await (await import("./manager/daemon/launcher.ts")).runLauncherProcess()
     : await main(process.argv0, process.argv.slice(2));
   if (typeof code === "number") process.exit(code);
 }

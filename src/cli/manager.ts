@@ -1,6 +1,6 @@
 // milter-manager / `milterkit manager`: parse the options, load the configuration
 // (--config FILE, -c DIR, $MILTERKIT_CONFIG_DIR or /etc/milterkit), answer --show-config,
-// otherwise hand the configuration to the engine (src/manager/index.ts).
+// otherwise hand the configuration to the daemon (src/manager/daemon/run.ts), which runs the engine.
 import { MANAGER_TABLE } from "./options/manager.ts";
 import { CliOptionError, managerArgs } from "../manager/config/cli.ts";
 import { ConfigError, loadEffectiveConfig, resolveConfigSource } from "../manager/config/load.ts";
@@ -37,8 +37,8 @@ const tool: Tool = {
       process.stdout.write(formatConfigToml(loaded));
       return 0;
     }
-    const { startManager } = await import("../manager/index.ts");
-    return startManager({ loaded, reload: load });
+    const { runManager } = await import("../manager/daemon/run.ts");
+    return runManager({ loaded, reload: load });
   },
 };
 

@@ -16,7 +16,7 @@ import {
   ProcessLauncher,
   quoteArgument,
   splitCommandLine,
-} from "../../src/manager/launcher.ts";
+} from "../../src/manager/daemon/launcher.ts";
 import { parseSpec } from "../../src/net/spec.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");

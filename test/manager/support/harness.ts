@@ -2,7 +2,7 @@
 // a test MTA (src/mta-side's MilterClient) in front of it.
 import { expect } from "bun:test";
 import { defaultConfig, defaultMilter, type ManagerConfig, type ManagerSection, type MilterConfig } from "../../../src/manager/config/schema.ts";
-import { type EngineOptions, type ManagerServer, startEngine } from "../../../src/manager/index.ts";
+import { type EngineOptions, type ManagerServer, startEngine } from "../../../src/manager/engine.ts";
 import { SILENT_LOG } from "../../../src/manager/log.ts";
 import { MilterClient, type MilterClientOptions, type StepOutcome } from "../../../src/mta-side/index.ts";
 import { type Script, ScriptedMilter } from "./scripted-milter.ts";

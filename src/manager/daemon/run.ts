@@ -14,22 +14,33 @@
 //                   removed, exit 0; a second signal exits at once
 import { chownSync, existsSync, mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import type { LoadedConfig } from "./config/load.ts";
-import type { ManagerConfig } from "./config/schema.ts";
-import { type ManagerServer, type ManagerStartup, startEngine } from "./index.ts";
+import type { LoadedConfig } from "../config/load.ts";
+import type { ManagerConfig } from "../config/schema.ts";
+import { type ManagerServer, startEngine } from "../engine.ts";
 import { ChildStarter, ProcessLauncher } from "./launcher.ts";
-import { createLog } from "./log.ts";
-import { ListenError } from "../net/listener.ts";
-import { type ConnectionSpec, formatSpec, parseSpec, SpecError } from "../net/spec.ts";
-import { detach, isDaemonChild, notifyFailure, notifyReady, PidFileError, removePidFile, writePidFile } from "../runtime/daemon.ts";
-import { humanOutput } from "../runtime/human.ts";
-import { ConnectionGate, LimitError, setFileDescriptorLimit } from "../runtime/limits.ts";
-import { type Logger, parseLogLevel } from "../runtime/log.ts";
-import { dropPrivileges, isRoot, lookupGroup, lookupUser, PrivilegeError } from "../runtime/privilege.ts";
-import { forwardSignal, installSignals } from "../runtime/signals.ts";
-import { probeAddress, watchSupervisor, WORKER_SPEC_ENV, WorkerPool, workerIndex, workersSupported } from "../runtime/workers.ts";
+import { createLog } from "../log.ts";
+import { ListenError } from "../../net/listener.ts";
+import { type ConnectionSpec, formatSpec, parseSpec, SpecError } from "../../net/spec.ts";
+import { detach, isDaemonChild, notifyFailure, notifyReady, PidFileError, removePidFile, writePidFile } from "../../runtime/daemon.ts";
+import { humanOutput } from "../../runtime/human.ts";
+import { ConnectionGate, LimitError, setFileDescriptorLimit } from "../../runtime/limits.ts";
+import { type Logger, parseLogLevel } from "../../runtime/log.ts";
+import { dropPrivileges, isRoot, lookupGroup, lookupUser, PrivilegeError } from "../../runtime/privilege.ts";
+import { forwardSignal, installSignals } from "../../runtime/signals.ts";
+import { probeAddress, watchSupervisor, WORKER_SPEC_ENV, WorkerPool, workerIndex, workersSupported } from "../../runtime/workers.ts";
 
 export const PROG = "milter-manager";
+
+export interface ManagerStartup {
+  /** The effective configuration (files + command-line overrides) and what the log should say about it. */
+  loaded: LoadedConfig;
+  /**
+   * Load the configuration again from the same source with the same command-line overrides
+   * (for SIGHUP). Throws ConfigError (from ../config/load.ts) on a bad file: keep running on the
+   * old configuration and log the error's message.
+   */
+  reload: () => Promise<LoadedConfig>;
+}
 /** How long sessions in flight may take to finish after SIGTERM/SIGINT. */
 export const STOP_GRACE_MS = Number(process.env.MILTERKIT_STOP_GRACE_MS) || 10_000;
 

@@ -1,8 +1,7 @@
-// The manager's entry point, called by src/cli/manager.ts once the configuration is loaded:
-// listen on manager.connection_spec with the milter-side server and run one Leader per MTA
-// connection (startEngine). Everything around it — daemon mode, privilege drop, pid file,
-// workers, signals, reload, limits, the process launcher — is in server.ts (startManager).
-import type { LoadedConfig } from "./config/load.ts";
+// The manager's engine: listen on manager.connection_spec with the milter-side server and run one
+// Leader per MTA connection (startEngine). Everything around it — daemon mode, privilege drop, pid
+// file, workers, signals, reload, limits, the process launcher — is the daemon (daemon/run.ts),
+// which calls this; the engine knows nothing of the daemon.
 import type { FallbackStatus, ManagerConfig, MilterConfig } from "./config/schema.ts";
 import { createConditions } from "./conditions/registry.ts";
 import { Leader, type LeaderEnv } from "./leader.ts";
@@ -14,17 +13,6 @@ import { milterEndLine, sessionDisconnectedLine, sessionEndLine, sessionsFinishe
 import { Accept, Discard, Reject, serveMilter, Tempfail } from "../milter-side/index.ts";
 import type { DecisionReply } from "../milter/index.ts";
 import type { ConnectionSpec } from "../net/spec.ts";
-
-export interface ManagerStartup {
-  /** The effective configuration (files + command-line overrides) and what the log should say about it. */
-  loaded: LoadedConfig;
-  /**
-   * Load the configuration again from the same source with the same command-line overrides
-   * (for SIGHUP). Throws ConfigError (from ./config/load.ts) on a bad file: keep running on the
-   * old configuration and log the error's message.
-   */
-  reload: () => Promise<LoadedConfig>;
-}
 
 export interface EngineOptions {
   log?: ManagerLog;
@@ -41,7 +29,7 @@ export interface EngineOptions {
    * sessions started while a limit is set are counted (none pay for the gate without one).
    */
   gate?: ConnectionGate;
-  /** TCP: SO_REUSEPORT, for worker processes sharing the port (server.ts). */
+  /** TCP: SO_REUSEPORT, for worker processes sharing the port (daemon/run.ts). */
   reusePort?: boolean;
   /** A child could not be connected at negotiation: start it (launcher.ts) and answer whether to retry once. */
   unreachable?: (milter: MilterConfig) => Promise<boolean>;
@@ -123,14 +111,4 @@ export async function startEngine(config: ManagerConfig, options: EngineOptions 
     },
     close: (opts) => server.close(opts),
   };
-}
-
-/**
- * Run the manager: foreground or daemon, workers, privilege drop, signals (server.ts). Returns an
- * exit code on a start-up failure (or 0 in the process that started a daemon), undefined while it
- * serves.
- */
-export async function startManager(startup: ManagerStartup): Promise<number | undefined> {
-  const { runManager } = await import("./server.ts");
-  return runManager(startup);
 }

@@ -15,9 +15,9 @@
 // through util-linux setpriv, as Bun cannot exec). Started programs are reaped by the launcher.
 import { existsSync, readFileSync } from "node:fs";
 import type { Subprocess } from "bun";
-import { selfCommand } from "../runtime/daemon.ts";
-import { isRoot, lookupUser, PrivilegeError } from "../runtime/privilege.ts";
-import { type ConnectionSpec, parseSpec } from "../net/spec.ts";
+import { selfCommand } from "../../runtime/daemon.ts";
+import { isRoot, lookupUser, PrivilegeError } from "../../runtime/privilege.ts";
+import { type ConnectionSpec, parseSpec } from "../../net/spec.ts";
 
 /** Set to "1" in the environment of the launcher process. */
 export const LAUNCHER_ENV = "MILTERKIT_LAUNCHER";
