@@ -3,7 +3,6 @@
 // statistics lines such as `[session][end][end-of-message][pass][0.0068](1)`, log file or
 // standard output, syslog), which has exactly that shape.
 import { Logger, type LogLevel as RuntimeLogLevel, parseLogLevel } from "../runtime/log.ts";
-import type { LogConfig } from "./config/schema.ts";
 
 export type LogLevel = Exclude<RuntimeLogLevel, "profile">;
 
@@ -13,8 +12,16 @@ export interface ManagerLog {
   write(level: LogLevel, text: string): void;
 }
 
+/** The `log.*` items createLog reads (config/schema.ts LogConfig). */
+export interface LogSettings {
+  level: string;
+  path: string | null;
+  use_syslog: boolean;
+  syslog_facility: string;
+}
+
 /** The log `log.*` asks for (throws the file system's error for an unusable log.path). */
-export function createLog(config: LogConfig): Logger {
+export function createLog(config: LogSettings): Logger {
   return new Logger({
     level: parseLogLevel(config.level),
     path: config.path ?? undefined,

@@ -3,10 +3,67 @@
 // every zone at once; the first answer inside the zone's expected_answer network (any answer when
 // none is set) means listed. IPv6 clients are never listed. A resolver that fails or is slow
 // means "not listed": it never decides against mail and never waits beyond the timeout.
-import type { DnsblService, DnsblSettings } from "../config/schema.ts";
+import { isIPv4, isIPv6 } from "node:net";
+import { z } from "zod";
 import { asIPv4, inNetwork, type Network, parseIp, parseNetwork, type SocketAddress } from "./address.ts";
 import type { ConditionContext, ConditionDefinition } from "./api.ts";
 import { CachingResolver } from "./dns.ts";
+import { cidr, positiveSeconds, seconds } from "./settings.ts";
+
+// ---- settings (applicable_conditions.*; config/schema.ts combines them)
+
+/** One DNSBL zone. */
+export interface DnsblService {
+  /** DNS zone, e.g. "zen.spamhaus.org". */
+  zone: string;
+  /** Answers counted as "listed" (IPv4 CIDR); null = any answer. */
+  expected_answer: string | null;
+}
+
+/** `applicable_conditions.dnsbl`: settings of "DNSBL Listed" / "Not DNSBL Listed". */
+export interface DnsblSettings {
+  /** Zones queried in parallel; the first positive answer wins. Default: the stock four. */
+  services: DnsblService[];
+  /** Name server addresses, optionally with a port ("127.0.0.1:5353", "[::1]:5353"); [] = the system resolver. Default []. */
+  name_servers: string[];
+  /** Seconds a lookup may take; a slower or failing resolver counts as "not listed". Default 5. */
+  timeout: number;
+  /** Seconds answers are cached at most (positive answers also follow their DNS TTL); 0 = no cache. Default 300. */
+  cache_ttl: number;
+}
+
+export const DNSBL_DEFAULTS: DnsblSettings = {
+  services: [
+    { zone: "zen.spamhaus.org", expected_answer: "127.0.0.10/31" },
+    { zone: "dnsbl.sorbs.net", expected_answer: "127.0.0.10" },
+    { zone: "bl.spamcop.net", expected_answer: "127.0.0.2" },
+    { zone: "b.barracudacentral.org", expected_answer: "127.0.0.2" },
+  ],
+  name_servers: [],
+  timeout: 5,
+  cache_ttl: 300,
+};
+
+const dnsName = z.string().regex(/^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9])?)*\.?$/, {
+  error: "must be a DNS zone name such as zen.spamhaus.org",
+});
+/** "192.0.2.53", "2001:db8::53", or with a port: "192.0.2.53:5353", "[2001:db8::53]:5353". */
+export function isNameServer(text: string): boolean {
+  if (isIPv4(text) || isIPv6(text)) return true;
+  const m = /^(?:\[([^\]]+)\]|([0-9.]+)):([0-9]{1,5})$/.exec(text);
+  if (!m || Number(m[3]) < 1 || Number(m[3]) > 65535) return false;
+  return m[1] !== undefined ? isIPv6(m[1]) : isIPv4(m[2]);
+}
+const nameServer = z.string().refine(isNameServer, {
+  error: 'must be an IPv4 or IPv6 address, optionally with a port ("127.0.0.1:5353", "[::1]:5353")',
+});
+const DnsblServiceSchema = z.strictObject({ zone: dnsName, expected_answer: cidr(4).nullable().default(null) });
+export const DnsblSchema = z.strictObject({
+  services: z.array(DnsblServiceSchema),
+  name_servers: z.array(nameServer),
+  timeout: positiveSeconds,
+  cache_ttl: seconds,
+});
 
 export type DnsblVerdict = { listed: true; zone: string; answer: string } | { listed: false; failures: string[] };
 

@@ -6,7 +6,6 @@
 // true; they run in the order the milter lists its conditions and the first true ends the round.
 // A stopper that throws, rejects or does not answer within the milter's reading_timeout counts as
 // "do not stop" and is logged — a condition never breaks a session.
-import type { ManagerConfig, MilterConfig } from "../config/schema.ts";
 import type { ManagerLog } from "../log.ts";
 import type { ChildView, Conditions, NotifyContext, StopContext, StopEvent, StopStage } from "../stop-hook.ts";
 import type { SocketAddress } from "./address.ts";
@@ -22,13 +21,41 @@ import {
 import { authenticatedCondition, unauthenticatedCondition } from "./authentication.ts";
 import { type ContextDeps, sessionMemory, StopperContext } from "./context.ts";
 import type { CachingResolver } from "./dns.ts";
-import { dnsblConditions } from "./dnsbl.ts";
-import { remoteNetworkCondition } from "./remote-network.ts";
-import { restrictAccountsByList } from "./restrict-accounts.ts";
-import { s25rCondition } from "./s25r.ts";
+import { dnsblConditions, type DnsblSettings } from "./dnsbl.ts";
+import { remoteNetworkCondition, type RemoteNetworkSettings } from "./remote-network.ts";
+import { restrictAccountsByList, type RestrictAccountsRule } from "./restrict-accounts.ts";
+import { s25rCondition, type S25rSettings } from "./s25r.ts";
 import { sendmailCompatibleCondition } from "./sendmail-compatible.ts";
-import { stressConditions } from "./stress.ts";
-import { trustCondition } from "./trust.ts";
+import { stressConditions, type StressSettings } from "./stress.ts";
+import { trustCondition, type TrustSettings } from "./trust.ts";
+
+/** `applicable_conditions`: the settings of the built-in conditions (each file owns its part). */
+export interface ConditionSettings {
+  s25r: S25rSettings;
+  remote_network: RemoteNetworkSettings;
+  trust: TrustSettings;
+  stress: StressSettings;
+  dnsbl: DnsblSettings;
+  /** Default []. */
+  restrict_accounts: RestrictAccountsRule[];
+}
+
+/** What the conditions read of a milter's configuration (config/schema.ts MilterConfig). */
+export interface MilterConditions {
+  readonly name: string;
+  readonly enabled: boolean;
+  readonly applicable_conditions: readonly string[];
+  /** Seconds a stopper may take. */
+  readonly reading_timeout: number;
+}
+
+/** What the conditions read of the manager's configuration (config/schema.ts ManagerConfig). */
+export interface ConditionsConfig {
+  readonly applicable_conditions: ConditionSettings;
+  /** Conditions written in the configuration (defineCondition). */
+  readonly conditions: readonly ConditionDefinition[];
+  readonly milters: readonly MilterConditions[];
+}
 
 /** What the conditions need from the running manager. */
 export interface ConditionDeps extends ContextDeps {
@@ -54,7 +81,7 @@ export interface CatalogEntry {
 const NO_DEPS: ConditionDeps = { log: { enabled: () => false, write() {} }, sessions: () => 0 };
 
 /** The built-in conditions with the configuration's settings (manager.md §3.3); no I/O until used. */
-export function builtinConditions(config: ManagerConfig, deps: ConditionDeps = NO_DEPS): CatalogEntry[] {
+export function builtinConditions(config: ConditionsConfig, deps: ConditionDeps = NO_DEPS): CatalogEntry[] {
   const a = config.applicable_conditions;
   const builtIn = (condition: ConditionDefinition, settings?: string): CatalogEntry => ({
     condition,
@@ -73,7 +100,7 @@ export function builtinConditions(config: ManagerConfig, deps: ConditionDeps = N
 }
 
 /** Every condition of a configuration: built-ins, restrict_accounts rules, then the configuration's own. */
-export function conditionCatalog(config: ManagerConfig, deps: ConditionDeps = NO_DEPS): CatalogEntry[] {
+export function conditionCatalog(config: ConditionsConfig, deps: ConditionDeps = NO_DEPS): CatalogEntry[] {
   return [
     ...builtinConditions(config, deps),
     ...config.applicable_conditions.restrict_accounts.map((r): CatalogEntry => ({
@@ -85,7 +112,7 @@ export function conditionCatalog(config: ManagerConfig, deps: ConditionDeps = NO
 }
 
 /** The conditions a milter runs: those it names, in its order, then restrict_accounts rules attached to it. */
-export function conditionNamesOf(milter: MilterConfig, config: ManagerConfig): string[] {
+export function conditionNamesOf(milter: MilterConditions, config: ConditionsConfig): string[] {
   const names = [...milter.applicable_conditions];
   for (const r of config.applicable_conditions.restrict_accounts) {
     if ((r.milters === null || r.milters.includes(milter.name)) && !names.includes(r.name)) names.push(r.name);
@@ -106,7 +133,7 @@ interface MilterHooks {
  * The engine's hook for a configuration, or undefined when no milter has a condition (the engine
  * then asks nothing). Throws on a condition name no catalog entry has (load.ts checks this first).
  */
-export function createConditions(config: ManagerConfig, deps: ConditionDeps): AppliedConditions | undefined {
+export function createConditions(config: ConditionsConfig, deps: ConditionDeps): AppliedConditions | undefined {
   const named = config.milters.filter((m) => m.enabled).map((m) => ({ m, names: conditionNamesOf(m, config) }));
   if (named.every((x) => x.names.length === 0)) return undefined;
   const byName = new Map(conditionCatalog(config, deps).map((e) => [e.condition.name, e.condition]));

@@ -3,9 +3,31 @@
 // transaction; at DATA the milter is stopped (leaves the message) when the transaction is marked.
 // The mark lives in the per-transaction store, not in a macro, so the result does not depend on
 // the order of the recipients (milter-manager issues #39, #42).
-import type { Pattern } from "../config/schema.ts";
+import { z } from "zod";
 import type { Awaitable, ConditionContext, ConditionDefinition } from "./api.ts";
-import { anyMatcher } from "./pattern.ts";
+import { anyMatcher, type Pattern, patternSchema } from "./pattern.ts";
+import { duplicates, nonEmpty } from "./settings.ts";
+
+// ---- settings (applicable_conditions.*; config/schema.ts combines them)
+
+/** One `restrict_accounts` rule: defines the condition `name` and attaches it to `milters`. */
+export interface RestrictAccountsRule {
+  /** Condition name (must not clash with a built-in). */
+  name: string;
+  /** Recipient addresses (without <>) or patterns the milters are applied to. */
+  accounts: Pattern[];
+  /** Milters the condition is attached to; null = every milter. */
+  milters: string[] | null;
+}
+
+
+const RestrictAccountsRuleSchema = z.strictObject({
+  name: nonEmpty,
+  accounts: z.array(patternSchema).min(1, { error: "needs at least one account" }),
+  milters: z.array(nonEmpty).nullable().default(null),
+});
+/** `applicable_conditions.restrict_accounts`: the rules, names unique. */
+export const RestrictAccountsSchema = z.array(RestrictAccountsRuleSchema).superRefine((rules, ctx) => duplicates(rules, ctx));
 
 /** `<user@example.com>` → `user@example.com`. */
 export function bareAddress(address: string): string {

@@ -2,10 +2,30 @@
 // address (no reverse DNS, many digits, dialup/dsl prefixes, ...) is probably a bot; the milter is
 // applied to those clients only. Decision: allow list → stop; deny list or an S25R rule → apply;
 // anything else → stop. With check_only_ipv4, clients that are not IPv4 count as allowed.
-import type { S25rSettings } from "../config/schema.ts";
+import { z } from "zod";
 import { asIPv4 } from "./address.ts";
 import type { ConditionDefinition } from "./api.ts";
-import { anyMatcher } from "./pattern.ts";
+import { anyMatcher, type Pattern, patternSchema } from "./pattern.ts";
+
+// ---- settings (applicable_conditions.*; config/schema.ts combines them)
+
+/** `applicable_conditions.s25r`: settings of the S25R condition. */
+export interface S25rSettings {
+  /** Hosts never treated as end-user hosts (milter-manager's whitelist). Default: the six stock suffixes. */
+  allow: Pattern[];
+  /** Hosts always treated as end-user hosts (blacklist), checked after `allow`, in addition to the S25R rules. Default []. */
+  deny: Pattern[];
+  /** Clients that are not IPv4 are treated as allowed. Default true. */
+  check_only_ipv4: boolean;
+}
+
+export const S25R_DEFAULTS: S25rSettings = {
+  allow: [".google.com", ".obsmtp.com", ".smtp-out.amazonses.com", ".slack.com", ".mg.gitlab.com", ".sendgrid.net"],
+  deny: [],
+  check_only_ipv4: true,
+};
+
+export const S25rSchema = z.strictObject({ allow: z.array(patternSchema), deny: z.array(patternSchema), check_only_ipv4: z.boolean() });
 
 /**
  * The S25R rules, each on the full host name (labels separated by dots). Written from the

@@ -3,8 +3,23 @@
 // macro `stress=yes` at connect when stressed; No Stress stops the milter for sessions that start
 // while stressed. "auto": for Postfix, 75 % of the smtp service's process limit (master.cf maxproc,
 // or default_process_limit), read once with `postconf`; for other MTAs never stressed.
-import type { StressSettings } from "../config/schema.ts";
+import { z } from "zod";
 import type { ConditionContext, ConditionDefinition } from "./api.ts";
+import { count } from "./settings.ts";
+
+// ---- settings (applicable_conditions.*; config/schema.ts combines them)
+
+/** `applicable_conditions.stress`: settings of "Stress Notify" / "No Stress". */
+export interface StressSettings {
+  /** Concurrent sessions from which the manager counts as stressed; 0 = never; "auto" = detect from the MTA. Default "auto". */
+  threshold_n_connections: number | "auto";
+}
+
+export const STRESS_DEFAULTS: StressSettings = { threshold_n_connections: "auto" };
+
+export const StressSchema = z.strictObject({
+  threshold_n_connections: z.union([z.literal("auto"), count], { error: 'must be "auto" or a non-negative integer' }),
+});
 
 /** 75 % of Postfix's smtpd process limit, from `postconf -h default_process_limit` and `postconf -M smtp/inet`. */
 export function postfixThreshold(defaultProcessLimit: string, smtpServiceLine: string): number {

@@ -8,13 +8,25 @@
 // Sections of milter-manager that are left out on purpose: `package.*` (only served the Ruby
 // auto-detection of installed milters), `database.*` (ActiveRecord hooks) and the Ruby hooks
 // (`manager.define_connection_checker`, `maintained`, `event_loop_created`, ...).
-import { isIPv4, isIPv6 } from "node:net";
 import { z } from "zod";
 import { parseSpec } from "../../net/spec.ts";
 import { LOG_LEVELS, LogLevelError, parseLogLevel } from "../../runtime/log.ts";
 import { FACILITY_NAMES, type FacilityName } from "../../runtime/syslog.ts";
-import { AddressError, parseNetwork } from "../conditions/address.ts";
 import type { ConditionDefinition } from "../conditions/api.ts";
+import type { ConditionSettings } from "../conditions/registry.ts";
+import { DNSBL_DEFAULTS, DnsblSchema } from "../conditions/dnsbl.ts";
+import { REMOTE_NETWORK_DEFAULTS, RemoteNetworkSchema } from "../conditions/remote-network.ts";
+import { RestrictAccountsSchema } from "../conditions/restrict-accounts.ts";
+import { S25R_DEFAULTS, S25rSchema } from "../conditions/s25r.ts";
+import { count, duplicates, nonEmpty, positiveSeconds, seconds } from "../conditions/settings.ts";
+import { STRESS_DEFAULTS, StressSchema } from "../conditions/stress.ts";
+import { TRUST_DEFAULTS, TrustSchema } from "../conditions/trust.ts";
+
+// Each condition owns its settings (type, defaults, schema: conditions/*.ts); this module only
+// combines them. Re-exported for the callers that know them by this module.
+export type { ConditionSettings } from "../conditions/registry.ts";
+export { patternRegExp } from "../conditions/pattern.ts";
+export { checkCidr } from "../conditions/settings.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Value vocabularies
@@ -156,82 +168,6 @@ export interface MilterConfig {
   end_of_message_timeout: number;
 }
 
-/**
- * A host pattern (S25R lists) or account pattern: `/regexp/flags` is a regular expression,
- * `.example.com` matches that suffix, anything else matches the whole name (case-insensitively).
- */
-export type Pattern = string;
-
-/** `applicable_conditions.s25r`: settings of the S25R condition. */
-export interface S25rSettings {
-  /** Hosts never treated as end-user hosts (milter-manager's whitelist). Default: the six stock suffixes. */
-  allow: Pattern[];
-  /** Hosts always treated as end-user hosts (blacklist), checked after `allow`, in addition to the S25R rules. Default []. */
-  deny: Pattern[];
-  /** Clients that are not IPv4 are treated as allowed. Default true. */
-  check_only_ipv4: boolean;
-}
-
-/** `applicable_conditions.remote_network`: settings of "Remote Network". */
-export interface RemoteNetworkSettings {
-  /** Extra addresses/CIDRs counted as local (besides loopback, private and link-local). Default []. */
-  local_addresses: string[];
-  /** Addresses/CIDRs counted as remote even when local; this list wins over local. Default []. */
-  remote_addresses: string[];
-}
-
-/** `applicable_conditions.trust`: settings of "Trust". */
-export interface TrustSettings {
-  /** Envelope-from domains (or patterns) that get macro `trusted_domain=yes`. Default: the stock eight. */
-  envelope_from_domains: Pattern[];
-}
-
-/** `applicable_conditions.stress`: settings of "Stress Notify" / "No Stress". */
-export interface StressSettings {
-  /** Concurrent sessions from which the manager counts as stressed; 0 = never; "auto" = detect from the MTA. Default "auto". */
-  threshold_n_connections: number | "auto";
-}
-
-/** One DNSBL zone. */
-export interface DnsblService {
-  /** DNS zone, e.g. "zen.spamhaus.org". */
-  zone: string;
-  /** Answers counted as "listed" (IPv4 CIDR); null = any answer. */
-  expected_answer: string | null;
-}
-
-/** `applicable_conditions.dnsbl`: settings of "DNSBL Listed" / "Not DNSBL Listed". */
-export interface DnsblSettings {
-  /** Zones queried in parallel; the first positive answer wins. Default: the stock four. */
-  services: DnsblService[];
-  /** Name server addresses, optionally with a port ("127.0.0.1:5353", "[::1]:5353"); [] = the system resolver. Default []. */
-  name_servers: string[];
-  /** Seconds a lookup may take; a slower or failing resolver counts as "not listed". Default 5. */
-  timeout: number;
-  /** Seconds answers are cached at most (positive answers also follow their DNS TTL); 0 = no cache. Default 300. */
-  cache_ttl: number;
-}
-
-/** One `restrict_accounts` rule: defines the condition `name` and attaches it to `milters`. */
-export interface RestrictAccountsRule {
-  /** Condition name (must not clash with a built-in). */
-  name: string;
-  /** Recipient addresses (without <>) or patterns the milters are applied to. */
-  accounts: Pattern[];
-  /** Milters the condition is attached to; null = every milter. */
-  milters: string[] | null;
-}
-
-/** `applicable_conditions`: settings of the built-in conditions. */
-export interface ConditionSettings {
-  s25r: S25rSettings;
-  remote_network: RemoteNetworkSettings;
-  trust: TrustSettings;
-  stress: StressSettings;
-  dnsbl: DnsblSettings;
-  /** Default []. */
-  restrict_accounts: RestrictAccountsRule[];
-}
 
 /** The effective configuration. */
 export interface ManagerConfig {
@@ -289,29 +225,11 @@ const DEFAULTS: ManagerConfig = {
     remove_unix_socket_on_close: true,
   },
   applicable_conditions: {
-    s25r: {
-      allow: [".google.com", ".obsmtp.com", ".smtp-out.amazonses.com", ".slack.com", ".mg.gitlab.com", ".sendgrid.net"],
-      deny: [],
-      check_only_ipv4: true,
-    },
-    remote_network: { local_addresses: [], remote_addresses: [] },
-    trust: {
-      envelope_from_domains: [
-        "gmail.com", "hotmail.com", "msn.com", "yahoo.co.jp", "softbank.ne.jp", "ezweb.ne.jp", "docomo.ne.jp", "clear-code.com",
-      ],
-    },
-    stress: { threshold_n_connections: "auto" },
-    dnsbl: {
-      services: [
-        { zone: "zen.spamhaus.org", expected_answer: "127.0.0.10/31" },
-        { zone: "dnsbl.sorbs.net", expected_answer: "127.0.0.10" },
-        { zone: "bl.spamcop.net", expected_answer: "127.0.0.2" },
-        { zone: "b.barracudacentral.org", expected_answer: "127.0.0.2" },
-      ],
-      name_servers: [],
-      timeout: 5,
-      cache_ttl: 300,
-    },
+    s25r: S25R_DEFAULTS,
+    remote_network: REMOTE_NETWORK_DEFAULTS,
+    trust: TRUST_DEFAULTS,
+    stress: STRESS_DEFAULTS,
+    dnsbl: DNSBL_DEFAULTS,
     restrict_accounts: [],
   },
   conditions: [],
@@ -368,10 +286,6 @@ const listenSpec = specChecker(true);
 const connectSpec = specChecker(false);
 
 const fallbackStatus = z.enum(FALLBACK_STATUSES);
-const nonEmpty = z.string().min(1, { error: "must not be empty" });
-const count = z.number().int().nonnegative();
-const seconds = z.number().nonnegative().finite();
-const positiveSeconds = z.number().positive().finite();
 
 /** Parse "0660", "660", "0o660" or a number; permission bits only, so a decimal 660 by mistake is caught. */
 export function parseSocketMode(value: number | string): number | string {
@@ -423,64 +337,6 @@ const logLevel = z.string().transform((v, ctx) => {
 export function logLevelSet(level: string): Set<LogLevelName> {
   return new Set(level.split("|") as LogLevelName[]);
 }
-
-function isRegexPattern(p: string): boolean {
-  return /^\/.*\/[a-z]*$/s.test(p) && p.length >= 2;
-}
-
-/** Compile a Pattern: `/re/flags` → RegExp; otherwise undefined. Throws on a bad regexp. */
-export function patternRegExp(p: Pattern): RegExp | undefined {
-  if (!isRegexPattern(p)) return undefined;
-  const end = p.lastIndexOf("/");
-  return new RegExp(p.slice(1, end), p.slice(end + 1));
-}
-
-const pattern = z.string().superRefine((p, ctx) => {
-  if (p.trim() === "") {
-    ctx.addIssue({ code: "custom", message: "pattern must not be empty", input: p });
-    return;
-  }
-  if (!isRegexPattern(p)) return;
-  try {
-    patternRegExp(p);
-  } catch (e) {
-    ctx.addIssue({ code: "custom", message: `bad regular expression ${p}: ${(e as Error).message}`, input: p });
-  }
-});
-
-/** "addr" or "addr/prefix", IPv4 or IPv6 (family 4: IPv4 only), as the conditions will parse it. */
-export function checkCidr(text: string, family?: 4): string | undefined {
-  const notAddress = `"${text}" is not an ${family === 4 ? "IPv4" : "IP"} address or CIDR`;
-  try {
-    const net = parseNetwork(text);
-    if (family === 4 && net.ip.family !== 4) return notAddress;
-  } catch (e) {
-    if (!(e instanceof AddressError)) throw e;
-    return e.kind === "prefix" ? e.message : notAddress;
-  }
-  return undefined;
-}
-
-function cidr(family?: 4) {
-  return z.string().superRefine((t, ctx) => {
-    const problem = checkCidr(t, family);
-    if (problem) ctx.addIssue({ code: "custom", message: problem, input: t });
-  });
-}
-
-const dnsName = z.string().regex(/^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9])?)*\.?$/, {
-  error: "must be a DNS zone name such as zen.spamhaus.org",
-});
-/** "192.0.2.53", "2001:db8::53", or with a port: "192.0.2.53:5353", "[2001:db8::53]:5353". */
-export function isNameServer(text: string): boolean {
-  if (isIPv4(text) || isIPv6(text)) return true;
-  const m = /^(?:\[([^\]]+)\]|([0-9.]+)):([0-9]{1,5})$/.exec(text);
-  if (!m || Number(m[3]) < 1 || Number(m[3]) > 65535) return false;
-  return m[1] !== undefined ? isIPv6(m[1]) : isIPv4(m[2]);
-}
-const nameServer = z.string().refine(isNameServer, {
-  error: 'must be an IPv4 or IPv6 address, optionally with a port ("127.0.0.1:5353", "[::1]:5353")',
-});
 
 // ---------------------------------------------------------------------------------------------
 // Section schemas (every item required: the effective configuration)
@@ -547,24 +403,6 @@ const milterItems = {
 
 export const MilterSchema = z.strictObject({ name: nonEmpty, ...milterItems });
 
-const S25rSchema = z.strictObject({ allow: z.array(pattern), deny: z.array(pattern), check_only_ipv4: z.boolean() });
-const RemoteNetworkSchema = z.strictObject({ local_addresses: z.array(cidr()), remote_addresses: z.array(cidr()) });
-const TrustSchema = z.strictObject({ envelope_from_domains: z.array(pattern) });
-const StressSchema = z.strictObject({
-  threshold_n_connections: z.union([z.literal("auto"), count], { error: 'must be "auto" or a non-negative integer' }),
-});
-const DnsblServiceSchema = z.strictObject({ zone: dnsName, expected_answer: cidr(4).nullable().default(null) });
-const DnsblSchema = z.strictObject({
-  services: z.array(DnsblServiceSchema),
-  name_servers: z.array(nameServer),
-  timeout: positiveSeconds,
-  cache_ttl: seconds,
-});
-const RestrictAccountsRuleSchema = z.strictObject({
-  name: nonEmpty,
-  accounts: z.array(pattern).min(1, { error: "needs at least one account" }),
-  milters: z.array(nonEmpty).nullable().default(null),
-});
 
 export const ConditionSettingsSchema = z.strictObject({
   s25r: S25rSchema,
@@ -572,7 +410,7 @@ export const ConditionSettingsSchema = z.strictObject({
   trust: TrustSchema,
   stress: StressSchema,
   dnsbl: DnsblSchema,
-  restrict_accounts: z.array(RestrictAccountsRuleSchema).superRefine((rules, ctx) => duplicates(rules, ctx)),
+  restrict_accounts: RestrictAccountsSchema,
 });
 
 // A condition written in TypeScript: its stoppers are functions, checked as such (their types come
@@ -600,15 +438,6 @@ export const ConditionSchema = z.strictObject({
 });
 const ConditionsSchema = z.array(ConditionSchema).superRefine((c, ctx) => duplicates(c, ctx, "condition name"));
 
-/** Adds an issue at [i, "name"] for every entry whose name already appeared earlier in the list. */
-function duplicates(list: { name: string }[], ctx: z.RefinementCtx, what = "name"): void {
-  const first = new Map<string, number>();
-  list.forEach((entry, i) => {
-    const j = first.get(entry.name);
-    if (j === undefined) first.set(entry.name, i);
-    else ctx.addIssue({ code: "custom", message: `duplicate ${what} "${entry.name}" (first at index ${j})`, path: [i, "name"], input: entry.name });
-  });
-}
 
 /** The effective configuration, every item present. */
 export const ConfigSchema = z.strictObject({
@@ -639,7 +468,7 @@ export const ConfigFileSchema = z.strictObject({
       trust: TrustSchema.partial().optional(),
       stress: StressSchema.partial().optional(),
       dnsbl: DnsblSchema.partial().optional(),
-      restrict_accounts: ConditionSettingsSchema.shape.restrict_accounts.optional(),
+      restrict_accounts: RestrictAccountsSchema.optional(),
     })
     .optional(),
   conditions: ConditionsSchema.optional(),
