@@ -1,0 +1,391 @@
+/**
+ * The life of a service process, one order for milter-manager, milter-test-client and smtp-sink:
+ *
+ *   detach      --daemon: re-execute detached (daemon.ts); the starting process exits 0 once the
+ *               child is ready, 1 with the child's one-line reason otherwise
+ *   log         open the log; a missing directory is created and a new file handed to the user
+ *               we become (so SIGUSR1 can reopen it after the drop)
+ *   signals     installed before anything listens, so one that arrives during start-up is not
+ *               lost (milter-manager #152): a stop then waits for start-up to end
+ *   prepare     the tool's own start-up (limits, refusals); also in a worker supervisor
+ *   workers     n workers on TCP: a supervisor that accepts nothing runs n copies of this program
+ *               sharing the port (workers.ts) and passes SIGHUP/SIGUSR1 on to them
+ *   listen      the socket's directory is created first; the tool listens (mode and group of a
+ *               unix socket are the listener's business)
+ *   socket      a unix socket is handed to the user we become (its group stays)
+ *   pid file    written (directory created) and handed to the user we become; not in a worker
+ *   checks      what the user we become will not be able to do (hook for issue 14 item 9)
+ *   privileges  root drops to the user (runtime/privilege.ts)
+ *   ready       "listening on …", then every notifier (the waiting parent; systemd, issue 19)
+ *   running     SIGHUP: workers first, then reload (notifiers hear reloading/ready);
+ *               SIGUSR1: workers, then the log is reopened
+ *   stop        SIGTERM/SIGINT (a worker: SIGUSR2 from its supervisor): notifiers hear stopping,
+ *               workers stop, sessions in flight get graceMs, the pid file goes, exit 0; a second
+ *               signal, or hardExitMs, exits 1 at once (signals.ts)
+ *
+ * A start-up failure is one line: on stderr, to the waiting parent, and (logFailures) to the log;
+ * everything started so far is closed again and runService resolves to 1.
+ */
+import { chownSync, existsSync, mkdirSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { ListenError } from "../net/listener.ts";
+import { type ConnectionSpec, formatSpec, parseSpec, SpecError } from "../net/spec.ts";
+import { detach, isDaemonChild, notifyFailure, notifyReady, PidFileError, removePidFile, writePidFile } from "./daemon.ts";
+import { humanOutput } from "./human.ts";
+import { LimitError } from "./limits.ts";
+import type { Logger, LogLevel } from "./log.ts";
+import { dropPrivileges, isRoot, lookupGroup, lookupUser, PrivilegeError } from "./privilege.ts";
+import { forwardSignal, type InstalledSignals, installSignals } from "./signals.ts";
+import { probeAddress, watchSupervisor, WORKER_SPEC_ENV, WorkerPool, workerIndex, workersSupported } from "./workers.ts";
+
+/** A start-up failure: one line for the administrator. */
+export class StartError extends Error {
+  override readonly name = "StartError";
+}
+
+/** Errors that end start-up with their message as the one line (others are bugs and propagate). */
+const START_ERRORS = [StartError, PrivilegeError, PidFileError, LimitError, ListenError, SpecError];
+
+export interface Identity {
+  user?: string;
+  group?: string;
+}
+
+export interface Owner {
+  uid: number;
+  gid: number;
+}
+
+/** What the tool's listen step returns. */
+export interface Listening {
+  /** The unix socket's path (handed to the user we become), undefined for TCP. */
+  readonly socketPath?: string;
+  /** Stop accepting; sessions in flight get up to waitMs. */
+  close(opts: { waitMs: number }): Promise<void>;
+}
+
+/**
+ * Who hears about readiness, reloads and the stop: the waiting parent (daemon starter or worker
+ * supervisor) today; systemd's $NOTIFY_SOCKET (READY=1, RELOADING=1, STOPPING=1) slots in here.
+ */
+export interface Notifier {
+  ready(): void;
+  failed(reason: string): void;
+  reloading?(): void;
+  stopping?(): void;
+}
+
+/** The waiting parent on fd 3 (daemon.ts): READY once, or FAIL with the reason. */
+export const PARENT_NOTIFIER: Notifier = { ready: notifyReady, failed: notifyFailure };
+
+/** What the hooks see. */
+export interface ServiceContext<L extends Listening = Listening> {
+  readonly log: Logger;
+  /** Our worker number, undefined when we are not a worker. */
+  readonly worker: number | undefined;
+  /** The user and group we become (root only; otherwise empty). */
+  readonly identity: Identity;
+  /** uid/gid files must get so that user can reopen or remove them; undefined: nothing to hand over. */
+  readonly owner: Owner | undefined;
+  /** What listen returned, once it did. */
+  readonly listening: L | undefined;
+  say(level: LogLevel, text: string): void;
+  /** A start-up fact at lineLevel (to the terminal when the log leaves it out and terminalFallback). */
+  announce(text: string): void;
+}
+
+export interface ServiceOptions<L extends Listening> {
+  prog: string;
+  /** Detach into the background (--daemon, manager.daemon). */
+  daemon?: boolean;
+  /** Open the log. The lifecycle prepares the file's directory and owner when `logPath` is set. */
+  openLog: () => Logger;
+  logPath?: string;
+  /** What was asked for (-u/-g, security.effective_*); only root switches. */
+  identity: Identity;
+  /** The user root becomes when none is asked for (milter-manager and its tools: nobody). */
+  rootBecomes?: string;
+  /** Where to listen; a text is parsed (port 0 allowed). */
+  spec: ConnectionSpec | string;
+  /** Worker processes sharing a TCP port; `option` names the setting in the unix-socket warning. */
+  workers?: { n: number; option: string };
+  pidFile?: string;
+  /** How long sessions in flight may take to finish after a stop signal. */
+  graceMs: number;
+  /** Bound on the whole stop (default graceMs + 5 s); then exit 1. */
+  hardExitMs?: number;
+  /** Level of the lifecycle's own lines (listening, signals, stopped). Default "message". */
+  lineLevel?: "message" | "info";
+  /** The start-up lines go to the terminal when the log leaves them out (the manager). */
+  terminalFallback?: boolean;
+  /** Start-up failures are logged too (always: stderr and the waiting parent). */
+  logFailures?: boolean;
+  /** How a start-up failure reaches stderr (default `prog: reason`). */
+  printFailure?: (reason: string) => void;
+  notifiers?: Notifier[];
+
+  /** After log and signals, before workers (runs in a supervisor too). Throw StartError to fail. */
+  prepare?: (ctx: ServiceContext<L>) => void | Promise<void>;
+  /** In the serving process, just before listening (e.g. a launcher that must start as root). */
+  beforeListen?: (ctx: ServiceContext<L>) => void | Promise<void>;
+  listen: (spec: ConnectionSpec, o: { reusePort: boolean }, ctx: ServiceContext<L>) => Promise<L>;
+  /** Checks run as root before the privilege drop: each returns problems (logged as warnings). */
+  checks?: ((ctx: ServiceContext<L>) => string[])[];
+  /** The ready line ("listening on …"); undefined prints nothing. */
+  readyLine?: (ctx: ServiceContext<L>, where: string) => string | undefined;
+  /** SIGHUP in the serving process or supervisor (after the workers got it). */
+  reload?: (ctx: ServiceContext<L>) => void | Promise<void>;
+  /** First thing of a stop (e.g. stop admitting waiting sessions). */
+  stopping?: (ctx: ServiceContext<L>) => void;
+  /** After the listener closed (e.g. close the launcher, drain output). */
+  stopped?: (ctx: ServiceContext<L>) => void | Promise<void>;
+  /** Also on a failed start-up, for what beforeListen started. */
+  cleanup?: (ctx: ServiceContext<L>) => void | Promise<void>;
+}
+
+export interface RunningService {
+  /** Start the graceful stop as if SIGTERM arrived (it never counts as the second signal). */
+  stop(): void;
+}
+
+/** Who we become: the asked user, or `rootBecomes` as root; nothing when not root. */
+export function effectiveIdentity(asked: Identity, rootBecomes: string | undefined, root = isRoot()): Identity {
+  if (!root) return {};
+  return { user: asked.user ?? rootBecomes, group: asked.group };
+}
+
+function ownerOf(identity: Identity): Owner | undefined {
+  if (!isRoot() || identity.user === undefined) return undefined;
+  const u = lookupUser(identity.user);
+  return { uid: u.uid, gid: identity.group !== undefined ? lookupGroup(identity.group) : u.gid };
+}
+
+/** Create `dir` if missing (0755) and give what we created to `owner` (a tmpfs /run loses /run/<name>/ at boot). */
+export function ensureDirectory(dir: string, owner: Owner | undefined): void {
+  if (existsSync(dir)) return;
+  let first: string | undefined;
+  try {
+    first = mkdirSync(dir, { recursive: true, mode: 0o755 });
+  } catch (e) {
+    throw new StartError(`cannot create directory ${dir}: ${(e as Error).message}`);
+  }
+  if (!owner || first === undefined) return;
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    try {
+      chownSync(d, owner.uid, owner.gid);
+    } catch {}
+    if (d === resolve(first) || d === dirname(d)) break;
+  }
+}
+
+function chownFile(path: string, owner: Owner | undefined, keepGroup = false): void {
+  if (!owner) return;
+  try {
+    chownSync(path, owner.uid, keepGroup ? -1 : owner.gid);
+  } catch (e) {
+    throw new StartError(`cannot hand ${path} to uid ${owner.uid}: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Run a service through its lifecycle. Resolves to an exit status when it does not serve (1 on a
+ * start-up failure, 0 in the process that started a daemon), or to the running service.
+ */
+export async function runService<L extends Listening>(o: ServiceOptions<L>): Promise<number | RunningService> {
+  const worker = workerIndex();
+  const human = humanOutput(o.prog);
+  const notifiers = o.notifiers ?? [PARENT_NOTIFIER];
+  const printFailure = o.printFailure ?? ((reason: string) => human.error(reason));
+  const lineLevel = o.lineLevel ?? "message";
+
+  // detach
+  if (o.daemon && !isDaemonChild() && worker === undefined) {
+    const r = await detach();
+    if (r.ok) return 0;
+    printFailure(r.message);
+    return 1;
+  }
+
+  // log
+  const asked = effectiveIdentity(o.identity, o.rootBecomes);
+  let owner: Owner | undefined;
+  let ownerError: unknown;
+  try {
+    owner = ownerOf(asked);
+  } catch (e) {
+    ownerError = e; // an unknown user is reported with the privilege drop
+  }
+  let log: Logger;
+  try {
+    const path = o.logPath !== undefined && o.logPath !== "-" ? resolve(o.logPath) : undefined;
+    const created = path !== undefined && !existsSync(path);
+    if (path !== undefined) {
+      try {
+        ensureDirectory(dirname(path), owner);
+      } catch {} // the open below says what is wrong
+    }
+    log = o.openLog();
+    if (created && owner) {
+      try {
+        chownSync(path, owner.uid, owner.gid);
+      } catch {}
+    }
+  } catch (e) {
+    const msg = `cannot open log file ${o.logPath}: ${(e as Error).message}`;
+    printFailure(msg);
+    for (const n of notifiers) n.failed(msg);
+    return 1;
+  }
+  const say = (level: LogLevel, text: string) => {
+    if (log.enabled(level)) log.write(level, text);
+  };
+  /** Start-up facts: to the log, or to the terminal when the log level leaves them out. */
+  const announce = (text: string) => {
+    if (log.enabled(lineLevel)) log.write(lineLevel, text);
+    else if (o.terminalFallback) human.info(text);
+  };
+  let listening: L | undefined;
+  const ctx: ServiceContext<L> = {
+    log,
+    worker,
+    identity: asked,
+    owner,
+    get listening() {
+      return listening;
+    },
+    say,
+    announce,
+  };
+
+  // signals
+  let pool: WorkerPool | undefined;
+  let pidFile: string | undefined;
+  let startedUp!: () => void;
+  const startupOver = new Promise<void>((r) => (startedUp = r));
+  const graceMs = o.graceMs;
+  const signals: InstalledSignals = installSignals({
+    notice: (signal, what) => say(lineLevel, `${signal}: ${what}`),
+    hardExitMs: o.hardExitMs ?? graceMs + 5000,
+    // A worker is asked to stop by its supervisor with SIGUSR2; systemd or Ctrl-C may send SIGTERM/SIGINT too.
+    softStop: worker !== undefined ? ["SIGUSR2"] : undefined,
+    async stop() {
+      await startupOver;
+      for (const n of notifiers) n.stopping?.();
+      o.stopping?.(ctx);
+      if (pool) await pool.stop(graceMs + 2000);
+      if (listening) await listening.close({ waitMs: graceMs });
+      await o.stopped?.(ctx);
+      if (pidFile) removePidFile(pidFile);
+      say(lineLevel, "stopped");
+      await log.close();
+    },
+    atOnce() {
+      if (pool) forwardSignal(pool.pids, "SIGKILL");
+      if (pidFile) removePidFile(pidFile);
+      log.flush();
+    },
+    reopen() {
+      if (pool) forwardSignal(pool.pids, "SIGUSR1");
+      log.reopen();
+    },
+    async reload() {
+      if (pool) forwardSignal(pool.pids, "SIGHUP");
+      for (const n of notifiers) n.reloading?.();
+      try {
+        await o.reload?.(ctx);
+      } finally {
+        for (const n of notifiers) n.ready();
+      }
+    },
+  });
+
+  const fail = async (msg: string): Promise<number> => {
+    if (o.logFailures) say("error", msg);
+    printFailure(msg);
+    for (const n of notifiers) n.failed(msg);
+    await log.close();
+    return 1;
+  };
+
+  try {
+    await o.prepare?.(ctx);
+    if (ownerError) throw ownerError;
+    let spec: ConnectionSpec = typeof o.spec === "string" ? parseSpec(o.spec, { allowPortZero: true }) : o.spec;
+
+    // workers
+    const n = o.workers?.n ?? 0;
+    if (n > 0 && worker === undefined) {
+      if (workersSupported(spec)) return await supervise(spec, n);
+      say("warning", `${o.workers!.option}=${n} is ignored for ${formatSpec(spec)}: a unix socket cannot be shared by several processes; serving in one process`);
+    }
+    if (worker !== undefined && process.env[WORKER_SPEC_ENV]) spec = parseSpec(process.env[WORKER_SPEC_ENV]!, { allowPortZero: true });
+
+    // listen
+    if (spec.kind === "unix") ensureDirectory(dirname(resolve(spec.path)), owner);
+    await o.beforeListen?.(ctx);
+    listening = await o.listen(spec, { reusePort: worker !== undefined }, ctx);
+
+    // socket owner, pid file
+    if (listening.socketPath !== undefined) chownFile(listening.socketPath, owner, true);
+    if (o.pidFile && worker === undefined) {
+      pidFile = resolve(o.pidFile);
+      ensureDirectory(dirname(pidFile), owner);
+      writePidFile(pidFile);
+      chownFile(pidFile, owner);
+    }
+
+    // checks, privilege drop
+    if (asked.user !== undefined) {
+      for (const check of o.checks ?? []) for (const problem of check(ctx)) say("warning", problem);
+      dropPrivileges(asked);
+    }
+
+    // ready
+    const line = o.readyLine ? o.readyLine(ctx, worker !== undefined ? ` (worker ${worker})` : "") : undefined;
+    if (line !== undefined) announce(line);
+    if (worker !== undefined) {
+      watchSupervisor(() => {
+        say("error", `worker ${worker}: the supervisor is gone; stopping`);
+        signals.stopNow("SIGTERM");
+      });
+    }
+    for (const n of notifiers) n.ready();
+    startedUp();
+    return { stop: () => signals.stopNow("SIGTERM") };
+  } catch (e) {
+    startedUp();
+    if (!START_ERRORS.some((k) => e instanceof k)) throw e;
+    await listening?.close({ waitMs: 0 });
+    await o.cleanup?.(ctx);
+    if (pidFile) removePidFile(pidFile);
+    signals.dispose();
+    return fail((e as Error).message);
+  }
+
+  /** Workers on TCP: bind once to check the address, start and supervise the workers. */
+  async function supervise(spec: ConnectionSpec, n: number): Promise<RunningService> {
+    const bound = await probeAddress(spec);
+    pool = new WorkerPool({
+      n,
+      spec: bound,
+      log: (level, msg) => say(level, msg),
+      stopSignal: "SIGUSR2",
+      detached: true, // Ctrl-C reaches the supervisor only; it stops the workers
+    });
+    try {
+      await pool.start();
+    } catch (e) {
+      pool = undefined;
+      throw new StartError((e as Error).message);
+    }
+    if (o.pidFile) {
+      pidFile = resolve(o.pidFile);
+      ensureDirectory(dirname(pidFile), undefined);
+      writePidFile(pidFile);
+    }
+    announce(`${n} workers listening on ${formatSpec(bound)}: pids ${pool.pids.join(" ")}`);
+    for (const n of notifiers) n.ready();
+    startedUp();
+    return { stop: () => signals.stopNow("SIGTERM") };
+  }
+}
