@@ -3,13 +3,13 @@
  *
  *   detach      --daemon: re-execute detached (daemon.ts); the starting process exits 0 once the
  *               child is ready, 1 with the child's one-line reason otherwise
- *   log         open the log; a missing directory is created and a new file handed to the user
- *               we become (so SIGUSR1 can reopen it after the drop)
+ *   log         open the log; a new file is handed to the user we become (so SIGUSR1 can reopen
+ *               it after the drop), a missing directory created if asked
  *   signals     installed before anything listens, so one that arrives during start-up is not
  *               lost (milter-manager #152): a stop then waits for start-up to end
  *   prepare     the tool's own start-up (limits, refusals); also in a worker supervisor
  *   workers     n workers on TCP: a supervisor that accepts nothing runs n copies of this program
- *               sharing the port (workers.ts) and passes SIGHUP/SIGUSR1 on to them
+ *               sharing the port (workers.ts), passes SIGHUP/SIGUSR1 on to them
  *   listen      the socket's directory is created first; the tool listens (mode and group of a
  *               unix socket are the listener's business)
  *   socket      a unix socket is handed to the user we become (its group stays)
@@ -17,8 +17,8 @@
  *   checks      what the user we become will not be able to do (hook for issue 14 item 9)
  *   privileges  root drops to the user (runtime/privilege.ts)
  *   ready       "listening on …", then every notifier (the waiting parent; systemd, issue 19)
- *   running     SIGHUP: workers first, then reload (notifiers hear reloading/ready);
- *               SIGUSR1: workers, then the log is reopened
+ *   running     SIGHUP: reload (notifiers hear reloading, then ready), then the workers;
+ *               SIGUSR1: reopen the log, then the workers
  *   stop        SIGTERM/SIGINT (a worker: SIGUSR2 from its supervisor): notifiers hear stopping,
  *               workers stop, sessions in flight get graceMs, the pid file goes, exit 0; a second
  *               signal, or hardExitMs, exits 1 at once (signals.ts)
@@ -90,6 +90,8 @@ export interface ServiceContext<L extends Listening = Listening> {
   /** What listen returned, once it did. */
   readonly listening: L | undefined;
   say(level: LogLevel, text: string): void;
+  /** Reopen the log file (rotation); a file this creates is handed to the user we become. */
+  reopenLog(): void;
   /** A start-up fact at lineLevel (to the terminal when the log leaves it out and terminalFallback). */
   announce(text: string): void;
 }
@@ -98,9 +100,11 @@ export interface ServiceOptions<L extends Listening> {
   prog: string;
   /** Detach into the background (--daemon, manager.daemon). */
   daemon?: boolean;
-  /** Open the log. The lifecycle prepares the file's directory and owner when `logPath` is set. */
+  /** Open the log; a new `logPath` file is handed to the user we become. */
   openLog: () => Logger;
   logPath?: string;
+  /** Create a missing directory of `logPath` (the manager: a tmpfs /run/<name>/ is gone at boot). */
+  createLogDirectory?: boolean;
   /** What was asked for (-u/-g, security.effective_*); only root switches. */
   identity: Identity;
   /** The user root becomes when none is asked for (milter-manager and its tools: nobody). */
@@ -215,21 +219,25 @@ export async function runService<L extends Listening>(o: ServiceOptions<L>): Pro
   } catch (e) {
     ownerError = e; // an unknown user is reported with the privilege drop
   }
+  const logFile = o.logPath !== undefined && o.logPath !== "-" ? resolve(o.logPath) : undefined;
+  /** Hand a log file we just created to the user we become (workers and later reopens run as that user). */
+  const handOver = (created: boolean) => {
+    if (!created || !owner || !isRoot()) return;
+    try {
+      chownSync(logFile!, owner.uid, owner.gid);
+    } catch {}
+  };
   let log: Logger;
   try {
-    const path = o.logPath !== undefined && o.logPath !== "-" ? resolve(o.logPath) : undefined;
+    const path = logFile;
     const created = path !== undefined && !existsSync(path);
-    if (path !== undefined) {
+    if (path !== undefined && o.createLogDirectory) {
       try {
         ensureDirectory(dirname(path), owner);
       } catch {} // the open below says what is wrong
     }
     log = o.openLog();
-    if (created && owner) {
-      try {
-        chownSync(path, owner.uid, owner.gid);
-      } catch {}
-    }
+    handOver(created);
   } catch (e) {
     const msg = `cannot open log file ${o.logPath}: ${(e as Error).message}`;
     printFailure(msg);
@@ -244,6 +252,11 @@ export async function runService<L extends Listening>(o: ServiceOptions<L>): Pro
     if (log.enabled(lineLevel)) log.write(lineLevel, text);
     else if (o.terminalFallback) human.info(text);
   };
+  const reopenLog = () => {
+    const created = logFile !== undefined && !existsSync(logFile);
+    log.reopen();
+    handOver(created);
+  };
   let listening: L | undefined;
   const ctx: ServiceContext<L> = {
     log,
@@ -255,6 +268,7 @@ export async function runService<L extends Listening>(o: ServiceOptions<L>): Pro
     },
     say,
     announce,
+    reopenLog,
   };
 
   // signals
@@ -284,16 +298,18 @@ export async function runService<L extends Listening>(o: ServiceOptions<L>): Pro
       if (pidFile) removePidFile(pidFile);
       log.flush();
     },
+    // The supervisor first, then its workers: a worker running as the user we become must find a
+    // log file the supervisor (still root) re-created already handed over to that user.
     reopen() {
+      reopenLog();
       if (pool) forwardSignal(pool.pids, "SIGUSR1");
-      log.reopen();
     },
     async reload() {
-      if (pool) forwardSignal(pool.pids, "SIGHUP");
       for (const n of notifiers) n.reloading?.();
       try {
         await o.reload?.(ctx);
       } finally {
+        if (pool) forwardSignal(pool.pids, "SIGHUP");
         for (const n of notifiers) n.ready();
       }
     },

@@ -1,7 +1,7 @@
 // `milterkit test-client`: every option, the reference output, robustness. Runs the tool from source as a
 // child process and drives it over real sockets (the Postfix end-to-end tests use the compiled binary).
 import { afterEach, describe, expect, test } from "bun:test";
-import { chmodSync, mkdirSync, readFileSync, renameSync, statSync } from "node:fs";
+import { chmodSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { encodePacket } from "../../src/milter/index.ts";
 import { parseSpec } from "../../src/net/spec.ts";
@@ -442,6 +442,38 @@ describe("compatibility options", () => {
     expect(await c.stop()).toBe(0);
     for (const pid of pids) await within((async () => { while (existsSync(`/proc/${pid}`)) await Bun.sleep(20); })(), 10_000, `worker ${pid} exit`);
   });
+
+  // The supervisor passes SIGUSR1 and SIGHUP on to its workers: each reopens its own log file.
+  for (const signal of ["SIGUSR1", "SIGHUP"] as const) {
+    test(`--n-workers=2: ${signal} to the supervisor makes every worker reopen the log`, async () => {
+      const dir = tempDir();
+      chmodSync(dir.path, 0o777); // the workers run as nobody after listening and create the new file
+      try {
+        const log = join(dir.path, "client.log");
+        const spec = await tcpSpec();
+        const c = await startClient(["-s", spec, "--n-workers=2", "--log-level=all", `--log-path=${log}`]);
+        let pids: number[] = [];
+        await within((async () => {
+          for (;;) {
+            const m = /2 workers listening on .*: pids (\d+) (\d+)/.exec(readFileSync(log, "latin1"));
+            if (m) return void (pids = [Number(m[1]), Number(m[2])]);
+            await Bun.sleep(20);
+          }
+        })(), 10_000, "workers line");
+        /** The files a process holds open. */
+        const openFiles = (pid: number) => readdirSync(`/proc/${pid}/fd`).map((fd) => { try { return readlinkSync(`/proc/${pid}/fd/${fd}`); } catch { return ""; } });
+        for (const pid of pids) expect(openFiles(pid)).toContain(log);
+        renameSync(log, `${log}.1`);
+        c.proc.kill(signal);
+        await within((async () => {
+          while (!pids.every((pid) => openFiles(pid).includes(log) && !openFiles(pid).includes(`${log}.1`))) await Bun.sleep(20);
+        })(), 10_000, "every worker holding the new log file");
+        expect(await c.stop()).toBe(0);
+      } finally {
+        dir.remove();
+      }
+    }, 30_000);
+  }
 
   test("--n-workers with a unix socket serves in one process and says so", async () => {
     const dir = tempDir();

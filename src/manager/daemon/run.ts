@@ -90,6 +90,7 @@ export async function runManager(startup: ManagerStartup): Promise<number | unde
     daemon: config.manager.daemon,
     openLog: () => (logPath === undefined ? createLog(config.log) : createLog({ ...config.log, path: logPath })),
     logPath: config.log.path ?? undefined,
+    createLogDirectory: true,
     identity: { user: config.security.effective_user ?? undefined, group: config.security.effective_group ?? undefined },
     rootBecomes: "nobody",
     spec: config.manager.connection_spec,
