@@ -2,6 +2,7 @@
 import { SMTP_SINK_TABLE } from "./options/smtp-sink.ts";
 import type { Scanned } from "./options/scan.ts";
 import type { Tool } from "./run.ts";
+import { runService, StartError } from "../runtime/lifecycle.ts";
 import { writeNow } from "../runtime/output.ts";
 import { OptionError } from "../smtp/values.ts";
 import { SinkError, SmtpSink } from "../smtp/sink.ts";
@@ -23,31 +24,33 @@ export async function runSmtpSink(args: Scanned): Promise<number | undefined> {
     throw e;
   }
   const sink = new SmtpSink(o, { out: (s) => writeNow(1, s), err, prog: PROG });
-  let where;
-  try {
-    where = await sink.start();
-  } catch (e) {
-    if (e instanceof SinkError) {
-      err(`${PROG}: fatal: ${e.message}\n`);
-      return 1;
-    }
-    throw e;
-  }
+  // The service lifecycle (runtime/lifecycle.ts): listen, the unix socket handed to -u's user, the
+  // privilege drop, then SIGTERM/SIGINT (or -M/-n) stop it with the summary and exit 0.
+  let where: { port?: number; path?: string; hostname?: string } = {};
+  const r = await runService({
+    prog: PROG,
+    identity: { user: o.user },
+    graceMs: 0,
+    printFailure: (msg) => err(`${PROG}: fatal: ${msg}\n`),
+    async listen() {
+      try {
+        where = await sink.start();
+      } catch (e) {
+        if (e instanceof SinkError) throw new StartError(e.message);
+        throw e;
+      }
+      return { socketPath: where.path, close: async () => sink.stop() };
+    },
+    stopped() {
+      if (o.counters) writeNow(1, "\n");
+      if (o.summary) err(sink.summary());
+    },
+  });
+  if (typeof r === "number") return r;
+  sink.onExit = r.stop;
   // A port chosen by the system must be told; a fixed one is known.
   if (o.listen.kind === "inet" && o.listen.port === 0) writeNow(1, `listening on ${where.hostname}:${where.port}\n`);
   else if (o.verbose) err(`${PROG}: listening on ${o.listen.kind === "unix" ? `unix:${where.path}` : `${where.hostname}:${where.port}`}\n`);
-  let stopping = false;
-  const stop = () => {
-    if (stopping) return;
-    stopping = true;
-    sink.stop();
-    if (o.counters) writeNow(1, "\n");
-    if (o.summary) err(sink.summary());
-    process.exit(0);
-  };
-  sink.onExit = stop;
-  process.on("SIGTERM", stop);
-  process.on("SIGINT", stop);
   return undefined;
 }
 

@@ -10,8 +10,7 @@
  *   prepare     the tool's own start-up (limits, refusals); also in a worker supervisor
  *   workers     n workers on TCP: a supervisor that accepts nothing runs n copies of this program
  *               sharing the port (workers.ts), passes SIGHUP/SIGUSR1 on to them
- *   listen      the socket's directory is created first; the tool listens (mode and group of a
- *               unix socket are the listener's business)
+ *   listen      the tool listens (mode and group of a unix socket are the listener's business)
  *   socket      a unix socket is handed to the user we become (its group stays)
  *   pid file    written (directory created) and handed to the user we become; not in a worker
  *   checks      what the user we become will not be able to do (hook for issue 14 item 9)
@@ -33,7 +32,7 @@ import { type ConnectionSpec, formatSpec, parseSpec, SpecError } from "../net/sp
 import { detach, isDaemonChild, notifyFailure, notifyReady, PidFileError, removePidFile, writePidFile } from "./daemon.ts";
 import { humanOutput } from "./human.ts";
 import { LimitError } from "./limits.ts";
-import type { Logger, LogLevel } from "./log.ts";
+import { LEVEL_NONE, Logger, type LogLevel } from "./log.ts";
 import { dropPrivileges, isRoot, lookupGroup, lookupUser, PrivilegeError } from "./privilege.ts";
 import { forwardSignal, type InstalledSignals, installSignals } from "./signals.ts";
 import { probeAddress, watchSupervisor, WORKER_SPEC_ENV, WorkerPool, workerIndex, workersSupported } from "./workers.ts";
@@ -100,8 +99,8 @@ export interface ServiceOptions<L extends Listening> {
   prog: string;
   /** Detach into the background (--daemon, manager.daemon). */
   daemon?: boolean;
-  /** Open the log; a new `logPath` file is handed to the user we become. */
-  openLog: () => Logger;
+  /** Open the log; a new `logPath` file is handed to the user we become. None: no log, SIGUSR1 not caught. */
+  openLog?: () => Logger;
   logPath?: string;
   /** Create a missing directory of `logPath` (the manager: a tmpfs /run/<name>/ is gone at boot). */
   createLogDirectory?: boolean;
@@ -109,8 +108,8 @@ export interface ServiceOptions<L extends Listening> {
   identity: Identity;
   /** The user root becomes when none is asked for (milter-manager and its tools: nobody). */
   rootBecomes?: string;
-  /** Where to listen; a text is parsed (port 0 allowed). */
-  spec: ConnectionSpec | string;
+  /** Where to listen, a text is parsed (port 0 allowed); needed for workers. None: listen knows. */
+  spec?: ConnectionSpec | string;
   /** Worker processes sharing a TCP port; `option` names the setting in the unix-socket warning. */
   workers?: { n: number; option: string };
   pidFile?: string;
@@ -132,12 +131,13 @@ export interface ServiceOptions<L extends Listening> {
   prepare?: (ctx: ServiceContext<L>) => void | Promise<void>;
   /** In the serving process, just before listening (e.g. a launcher that must start as root). */
   beforeListen?: (ctx: ServiceContext<L>) => void | Promise<void>;
-  listen: (spec: ConnectionSpec, o: { reusePort: boolean }, ctx: ServiceContext<L>) => Promise<L>;
+  /** `spec`: the option's, or the one a worker's supervisor gives; reusePort: we are a worker. */
+  listen: (o: { spec: ConnectionSpec | undefined; reusePort: boolean }, ctx: ServiceContext<L>) => Promise<L>;
   /** Checks run as root before the privilege drop: each returns problems (logged as warnings). */
   checks?: ((ctx: ServiceContext<L>) => string[])[];
   /** The ready line ("listening on …"); undefined prints nothing. */
   readyLine?: (ctx: ServiceContext<L>, where: string) => string | undefined;
-  /** SIGHUP in the serving process or supervisor (after the workers got it). */
+  /** SIGHUP in the serving process or supervisor (then the workers get it). None: SIGHUP not caught. */
   reload?: (ctx: ServiceContext<L>) => void | Promise<void>;
   /** First thing of a stop (e.g. stop admitting waiting sessions). */
   stopping?: (ctx: ServiceContext<L>) => void;
@@ -236,7 +236,7 @@ export async function runService<L extends Listening>(o: ServiceOptions<L>): Pro
         ensureDirectory(dirname(path), owner);
       } catch {} // the open below says what is wrong
     }
-    log = o.openLog();
+    log = o.openLog ? o.openLog() : new Logger({ level: LEVEL_NONE });
     handOver(created);
   } catch (e) {
     const msg = `cannot open log file ${o.logPath}: ${(e as Error).message}`;
@@ -300,19 +300,23 @@ export async function runService<L extends Listening>(o: ServiceOptions<L>): Pro
     },
     // The supervisor first, then its workers: a worker running as the user we become must find a
     // log file the supervisor (still root) re-created already handed over to that user.
-    reopen() {
-      reopenLog();
-      if (pool) forwardSignal(pool.pids, "SIGUSR1");
-    },
-    async reload() {
-      for (const n of notifiers) n.reloading?.();
-      try {
-        await o.reload?.(ctx);
-      } finally {
-        if (pool) forwardSignal(pool.pids, "SIGHUP");
-        for (const n of notifiers) n.ready();
-      }
-    },
+    reopen: o.openLog
+      ? () => {
+          reopenLog();
+          if (pool) forwardSignal(pool.pids, "SIGUSR1");
+        }
+      : undefined,
+    reload: o.reload
+      ? async () => {
+          for (const n of notifiers) n.reloading?.();
+          try {
+            await o.reload!(ctx);
+          } finally {
+            if (pool) forwardSignal(pool.pids, "SIGHUP");
+            for (const n of notifiers) n.ready();
+          }
+        }
+      : undefined,
   });
 
   const fail = async (msg: string): Promise<number> => {
@@ -326,20 +330,19 @@ export async function runService<L extends Listening>(o: ServiceOptions<L>): Pro
   try {
     await o.prepare?.(ctx);
     if (ownerError) throw ownerError;
-    let spec: ConnectionSpec = typeof o.spec === "string" ? parseSpec(o.spec, { allowPortZero: true }) : o.spec;
+    let spec = typeof o.spec === "string" ? parseSpec(o.spec, { allowPortZero: true }) : o.spec;
 
     // workers
     const n = o.workers?.n ?? 0;
-    if (n > 0 && worker === undefined) {
+    if (spec && n > 0 && worker === undefined) {
       if (workersSupported(spec)) return await supervise(spec, n);
       say("warning", `${o.workers!.option}=${n} is ignored for ${formatSpec(spec)}: a unix socket cannot be shared by several processes; serving in one process`);
     }
     if (worker !== undefined && process.env[WORKER_SPEC_ENV]) spec = parseSpec(process.env[WORKER_SPEC_ENV]!, { allowPortZero: true });
 
     // listen
-    if (spec.kind === "unix") ensureDirectory(dirname(resolve(spec.path)), owner);
     await o.beforeListen?.(ctx);
-    listening = await o.listen(spec, { reusePort: worker !== undefined }, ctx);
+    listening = await o.listen({ spec, reusePort: worker !== undefined }, ctx);
 
     // socket owner, pid file
     if (listening.socketPath !== undefined) chownFile(listening.socketPath, owner, true);

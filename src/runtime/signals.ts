@@ -9,6 +9,7 @@
  *   SIGHUP           `reload()`; reloads never overlap: one arriving during a
  *                    reload runs once after it.
  *   SIGUSR1          `reopen()` (log rotation).
+ * SIGHUP and SIGUSR1 keep their default action (exit) when there is no reload() or reopen().
  * Install the handlers before listening, so a signal that arrives during
  * start-up is not lost (milter-manager issue #152): `stop()` must then cope
  * with a server that does not exist yet.
@@ -118,8 +119,8 @@ export function installSignals(h: SignalHandlers): InstalledSignals {
   const handlers: [NodeJS.Signals, () => void][] = [
     ["SIGTERM", () => onStop("SIGTERM")],
     ["SIGINT", () => onStop("SIGINT")],
-    ["SIGHUP", onReload],
-    ["SIGUSR1", onReopen],
+    ...(h.reload ? [["SIGHUP", onReload] as [NodeJS.Signals, () => void]] : []),
+    ...(h.reopen ? [["SIGUSR1", onReopen] as [NodeJS.Signals, () => void]] : []),
     ...(h.softStop ?? []).map((sig): [NodeJS.Signals, () => void] => [sig, () => onStop(sig, true)]),
   ];
   for (const [sig, fn] of handlers) process.on(sig, fn);

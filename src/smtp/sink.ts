@@ -5,6 +5,7 @@
 import type { Socket, SocketHandler, TCPSocketListener, UnixSocketListener } from "bun";
 import { appendFileSync, chownSync, existsSync, lstatSync, mkdirSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { isRoot, lookupUser } from "../runtime/privilege.ts";
 import { formatDump, unstuff } from "./dump.ts";
 import type { SinkOptions } from "./sink-options.ts";
 import { flushQueue, writeOrQueue } from "./write-queue.ts";
@@ -166,7 +167,6 @@ export class SmtpSink {
       const where = l.kind === "unix" ? l.path : `${l.host}:${l.port}`;
       throw new SinkError(`bind ${where}: ${e?.code === "EADDRINUSE" ? "Address already in use" : e?.message ?? e}`);
     }
-    if (o.user !== undefined) this.dropPrivileges(o.user);
     this.stats.startedAt = performance.now();
     const sweepMs = Math.max(50, Math.min(1000, (o.timeout * 1000) / 4));
     this.sweeper = setInterval(() => this.sweep(), sweepMs);
@@ -187,23 +187,10 @@ export class SmtpSink {
   private makeDumpDir(dir: string): void {
     if (existsSync(dir)) return;
     mkdirSync(dir, { recursive: true });
-    if (this.o.user !== undefined && process.getuid?.() === 0) {
-      const uid = Number(Bun.spawnSync(["id", "-u", this.o.user]).stdout.toString().trim());
-      const gid = Number(Bun.spawnSync(["id", "-g", this.o.user]).stdout.toString().trim());
-      if (Number.isInteger(uid) && Number.isInteger(gid)) chownSync(dir, uid, gid);
-    }
-  }
-
-  private dropPrivileges(user: string): void {
-    if (process.getuid?.() !== 0) return; // nothing to drop
-    try {
-      const gid = Number(Bun.spawnSync(["id", "-g", user]).stdout.toString().trim());
-      if (this.o.listen.kind === "unix") chownSync(this.o.listen.path, Number(Bun.spawnSync(["id", "-u", user]).stdout.toString().trim()), gid);
-      (process as any).initgroups?.(user, gid);
-      process.setgid?.(gid);
-      process.setuid?.(user);
-    } catch (e: any) {
-      throw new SinkError(`unknown user or cannot change to it: ${user} (${e?.message ?? e})`);
+    // As root with -u, the directory is the user's: it writes there after the privilege drop.
+    if (this.o.user !== undefined && isRoot()) {
+      const u = lookupUser(this.o.user);
+      chownSync(dir, u.uid, u.gid);
     }
   }
 

@@ -47,7 +47,7 @@ export async function runTestClient(c: TestClientConfig): Promise<number | undef
       // Not root: a user or group cannot be switched to; say so before listening.
       if (!isRoot() && (c.user !== undefined || c.group !== undefined)) dropPrivileges({ user: c.user, group: c.group });
     },
-    async listen(spec, { reusePort }, ctx) {
+    async listen({ spec, reusePort }, ctx) {
       const logger = ctx.log;
       const client = createTestClient(
         { report: c.report, json: c.json, out, logger, memoryProfile: c.memoryProfile ? { detail: process.env.MILTER_MEMORY_PROFILE === "yes" } : undefined },
@@ -58,7 +58,7 @@ export async function runTestClient(c: TestClientConfig): Promise<number | undef
         if (c.report) out.write(c.json ? jsonLine("error", e.sessionId, { kind: e.kind, message: e.message }) : `ERROR: ${e.message}\n`);
         if (alsoLog) logger.error(`[session ${e.sessionId}] [${e.kind}] ${e.message}`);
       };
-      server = await serveMilter(spec, client.factory, {
+      server = await serveMilter(spec!, client.factory, {
         onSessionEnd: client.onSessionEnd,
         onError,
         listen: { mode: c.unixSocketMode, group: c.unixSocketGroup, reusePort },

@@ -2,19 +2,20 @@
 // runtime/lifecycle.ts (detach, log, signals, workers, listen, socket and pid file handed to the
 // user we become, privilege drop, ready, graceful stop) around the engine, plus what only the
 // manager does:
-//   start-up        configuration notes, open-file limit (manager.max_file_descriptors), the
-//                   launcher for child milters (privilege mode; started as root, before listening)
+//   start-up        configuration notes, open-file limit (manager.max_file_descriptors), the unix
+//                   socket's directory (created, handed to the user we become), the launcher for
+//                   child milters (privilege mode; started as root, before listening)
 //   SIGHUP          reload: new sessions use the new configuration, sessions in flight finish
 //                   with theirs; a broken configuration is logged and the old one kept
 //   SIGTERM/SIGINT  the gate stops admitting, sessions in flight get STOP_GRACE_MS, launcher closed
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import type { LoadedConfig } from "../config/load.ts";
 import type { ManagerConfig } from "../config/schema.ts";
 import { type ManagerServer, startEngine } from "../engine.ts";
 import { ChildStarter, ProcessLauncher } from "./launcher.ts";
 import { createLog } from "../log.ts";
-import { formatSpec } from "../../net/spec.ts";
-import { runService, type ServiceContext } from "../../runtime/lifecycle.ts";
+import { formatSpec, parseSpec } from "../../net/spec.ts";
+import { ensureDirectory, runService, type ServiceContext } from "../../runtime/lifecycle.ts";
 import { ConnectionGate, setFileDescriptorLimit } from "../../runtime/limits.ts";
 import { parseLogLevel } from "../../runtime/log.ts";
 import { isRoot } from "../../runtime/privilege.ts";
@@ -112,6 +113,8 @@ export async function runManager(startup: ManagerStartup): Promise<number | unde
     },
     // The launcher must be started while we are root; it serves the engine's negotiations.
     beforeListen(ctx) {
+      const spec = parseSpec(config.manager.connection_spec, { allowPortZero: true });
+      if (spec.kind === "unix") ensureDirectory(dirname(resolve(spec.path)), ctx.owner);
       const launchable = config.security.privilege_mode && config.milters.some((m) => m.command);
       if (launchable && !isRoot()) ctx.say("warning", "security.privilege_mode needs root: child milters are not started by the manager");
       if (launchable && isRoot()) {
@@ -119,9 +122,9 @@ export async function runManager(startup: ManagerStartup): Promise<number | unde
         starter = new ChildStarter({ launcher, log: (level, text) => ctx.say(level, text) });
       }
     },
-    async listen(spec, { reusePort }, ctx) {
+    async listen({ spec, reusePort }, ctx) {
       engine = await startEngine(
-        { ...config, manager: { ...config.manager, connection_spec: formatSpec(spec) } },
+        { ...config, manager: { ...config.manager, connection_spec: formatSpec(spec!) } },
         { log: ctx.log, gate, reusePort, unreachable: starter ? (m) => starter!.unreachable(m) : undefined },
       );
       return Object.assign(engine, { socketPath: engine.spec.kind === "unix" ? engine.spec.path : undefined });
