@@ -15,7 +15,8 @@
  *   pid file    written (directory created) and handed to the user we become; not in a worker
  *   checks      what the user we become will not be able to do (hook for issue 14 item 9)
  *   privileges  root drops to the user (runtime/privilege.ts)
- *   ready       "listening on …", then every notifier (the waiting parent; systemd, issue 19)
+ *   ready       "listening on …", then every notifier (the waiting parent; systemd's
+ *               $NOTIFY_SOCKET: READY=1, RELOADING=1/READY=1 around a reload, STOPPING=1)
  *   running     SIGHUP: reload (notifiers hear reloading, then ready), then the workers;
  *               SIGUSR1: reopen the log, then the workers
  *   stop        SIGTERM/SIGINT (a worker: SIGUSR2 from its supervisor): notifiers hear stopping,
@@ -34,6 +35,7 @@ import { humanOutput } from "./human.ts";
 import { LimitError } from "./limits.ts";
 import { LEVEL_NONE, Logger, type LogLevel } from "./log.ts";
 import { dropPrivileges, isRoot, lookupGroup, lookupUser, PrivilegeError } from "./privilege.ts";
+import { systemdNotifier } from "./sd-notify.ts";
 import { forwardSignal, type InstalledSignals, installSignals } from "./signals.ts";
 import { probeAddress, watchSupervisor, WORKER_SPEC_ENV, WorkerPool, workerIndex, workersSupported } from "./workers.ts";
 
@@ -65,7 +67,7 @@ export interface Listening {
 
 /**
  * Who hears about readiness, reloads and the stop: the waiting parent (daemon starter or worker
- * supervisor) today; systemd's $NOTIFY_SOCKET (READY=1, RELOADING=1, STOPPING=1) slots in here.
+ * supervisor) and, when $NOTIFY_SOCKET is set, systemd (sd-notify.ts; not from a worker).
  */
 export interface Notifier {
   ready(): void;
@@ -198,7 +200,8 @@ function chownFile(path: string, owner: Owner | undefined, keepGroup = false): v
 export async function runService<L extends Listening>(o: ServiceOptions<L>): Promise<number | RunningService> {
   const worker = workerIndex();
   const human = humanOutput(o.prog);
-  const notifiers = o.notifiers ?? [PARENT_NOTIFIER];
+  const notifiers = o.notifiers ?? [PARENT_NOTIFIER]; // systemd's is added once the log is open
+  const systemd = o.notifiers === undefined && worker === undefined;
   const printFailure = o.printFailure ?? ((reason: string) => human.error(reason));
   const lineLevel = o.lineLevel ?? "message";
 
@@ -247,6 +250,10 @@ export async function runService<L extends Listening>(o: ServiceOptions<L>): Pro
   const say = (level: LogLevel, text: string) => {
     if (log.enabled(level)) log.write(level, text);
   };
+  if (systemd) {
+    const sd = systemdNotifier((text) => say("warning", text));
+    if (sd) notifiers.push(sd);
+  }
   /** Start-up facts: to the log, or to the terminal when the log level leaves them out. */
   const announce = (text: string) => {
     if (log.enabled(lineLevel)) log.write(lineLevel, text);

@@ -1,12 +1,12 @@
 /**
  * Syslog without dependencies: RFC 3164 datagrams to the local syslog socket
- * (/dev/log) through libc via bun:ffi (Bun has no AF_UNIX datagram sockets,
- * docs/bun.md §5). Non-blocking: a full receiver drops the message (counted)
+ * (/dev/log) through libc via bun:ffi (datagram.ts). Non-blocking: a full receiver drops the message (counted)
  * instead of stalling the event loop. Fallback when FFI is unavailable: one
  * long-lived `logger` child; when that fails too, messages go nowhere and
  * `available` is false (the caller logs to stderr instead).
  */
 import { existsSync } from "node:fs";
+import { unixDatagram } from "./datagram.ts";
 
 /** Every syslog facility name, in the order of their numbers (syslog.h); the one list the tools accept. */
 export const FACILITY_NAMES = [
@@ -46,65 +46,13 @@ interface Transport {
   close(): void;
 }
 
-/** libc socket(AF_UNIX, SOCK_DGRAM|NONBLOCK|CLOEXEC) + connect + send(MSG_NOSIGNAL). */
+/** libc datagrams (datagram.ts); a receiver that went away (syslogd restarted) gets one reconnect. */
 function ffiTransport(path: string): Transport {
-  // Loaded lazily: tools that never log to syslog do not pay for it.
-  const { dlopen, FFIType, ptr, read } = require("bun:ffi") as typeof import("bun:ffi");
-  const libc = dlopen("libc.so.6", {
-    socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-    connect: { args: [FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
-    send: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i64 },
-    close: { args: [FFIType.i32], returns: FFIType.i32 },
-    __errno_location: { args: [], returns: FFIType.ptr },
-  });
-  const AF_UNIX = 1;
-  const SOCK_DGRAM = 2;
-  const SOCK_NONBLOCK = 0o4000;
-  const SOCK_CLOEXEC = 0o2000000;
-  const MSG_NOSIGNAL = 0x4000;
-  const ECONNREFUSED = 111;
-  const ENOTCONN = 107;
-  const errno = () => read.i32(libc.symbols.__errno_location()!, 0);
-  const addr = new Uint8Array(110);
-  new DataView(addr.buffer).setUint16(0, AF_UNIX, true);
-  const p = Buffer.from(path);
-  if (p.length > 107) throw new SyslogError(`syslog socket path too long: ${path}`);
-  addr.set(p, 2);
-  let fd = -1;
-  const open = (): void => {
-    fd = libc.symbols.socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw new SyslogError(`socket(AF_UNIX, SOCK_DGRAM) failed: errno ${errno()}`);
-    if (libc.symbols.connect(fd, ptr(addr), 2 + p.length + 1) !== 0) {
-      const e = errno();
-      libc.symbols.close(fd);
-      fd = -1;
-      throw new SyslogError(`cannot connect to ${path}: errno ${e}`);
-    }
-  };
-  open();
-  return {
-    send(datagram) {
-      if (fd < 0) return false;
-      let n = Number(libc.symbols.send(fd, ptr(datagram), datagram.length, MSG_NOSIGNAL));
-      if (n < 0) {
-        const e = errno();
-        if (e !== ECONNREFUSED && e !== ENOTCONN) return false; // EAGAIN etc.: dropped
-        // syslogd restarted: reconnect once
-        libc.symbols.close(fd);
-        try {
-          open();
-        } catch {
-          return false;
-        }
-        n = Number(libc.symbols.send(fd, ptr(datagram), datagram.length, MSG_NOSIGNAL));
-      }
-      return n === datagram.length;
-    },
-    close() {
-      if (fd >= 0) libc.symbols.close(fd);
-      fd = -1;
-    },
-  };
+  try {
+    return unixDatagram(path, { reconnect: true });
+  } catch (e) {
+    throw new SyslogError((e as Error).message);
+  }
 }
 
 /** util-linux `logger` as one child reading `<PRI>message` lines. */
