@@ -124,3 +124,21 @@ test("without reload and log, SIGHUP and SIGUSR1 keep their default action (smtp
     expect(r.code).not.toBe(0);
   }
 });
+
+test.skipIf(process.getuid?.() !== 0)("as root: the checks run before the privilege drop, know the owner, and their problems are warnings", async () => {
+  const r = await runScript(`
+    import { runService } from "@ROOT@/src/runtime/lifecycle.ts";
+    import { Logger, LEVEL_ALL } from "@ROOT@/src/runtime/log.ts";
+    const running = await runService({
+      prog: "svc", identity: { user: "nobody" }, graceMs: 0,
+      openLog: () => new Logger({ level: LEVEL_ALL }),
+      listen: async () => ({ close: async () => {} }),
+      checks: [(ctx) => ["checked as uid " + process.getuid() + " for uid " + ctx.owner.uid]],
+      readyLine: () => "running as uid " + process.getuid(),
+    });
+    running.stop();
+  `);
+  expect(r.stderr).toBe("");
+  expect(r.code).toBe(0);
+  expect(r.stdout).toMatch(/\[warning\] checked as uid 0 for uid 65534\n.*\[message\] running as uid 65534\n/);
+});
