@@ -94,6 +94,8 @@ export const LAYERS: string[][] = [
   ["milter"],
   ["net"],
   ["runtime"],
+  // The option tables and their scanner: data for every tool's parser, below the tools.
+  ["cli/options"],
   ["milter-side", "mta-side", "smtp"],
   // The seams the conditions see of the engine: the hook's types and the log's shape.
   ["manager/stop-hook.ts", "manager/log.ts"],
