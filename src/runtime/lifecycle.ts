@@ -220,7 +220,7 @@ export async function runService<L extends Listening>(o: ServiceOptions<L>): Pro
   try {
     owner = ownerOf(asked);
   } catch (e) {
-    ownerError = e; // an unknown user is reported with the privilege drop
+    ownerError = e; // an unknown user: reported once the log is open, before listening
   }
   const logFile = o.logPath !== undefined && o.logPath !== "-" ? resolve(o.logPath) : undefined;
   /** Hand a log file we just created to the user we become (workers and later reopens run as that user). */
