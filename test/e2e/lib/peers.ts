@@ -61,19 +61,22 @@ function sha(text: string | Buffer): string {
   return createHash("sha256").update(text).digest("hex").slice(0, 16);
 }
 
-let built: Promise<string> | undefined;
+const built = new Map<string, Promise<string>>();
 
 /**
- * Compile bench-milter.c with `cc ... -lmilter -lpthread` into the cache dir
- * (name includes a hash of the source and flags, so an unchanged source is
- * reused across runs). Returns the binary's path.
+ * Compile a C milter from test/fixtures (`cc ... -lmilter -lpthread`) into the
+ * cache dir (name includes a hash of the source and flags, so an unchanged
+ * source is reused across runs). Returns the binary's path.
  */
-export function buildLibmilter(): Promise<string> {
-  built ??= (async () => {
-    const src = fixturePath("milters/bench-milter.c");
+export function buildCMilter(rel: string): Promise<string> {
+  let p = built.get(rel);
+  if (p) return p;
+  p = (async () => {
+    const src = fixturePath(rel);
     const flags = ["-O2", "-Wall"];
     const libs = ["-lmilter", "-lpthread"];
-    const out = path.join(cacheDir(), `bench-milter-${sha(fs.readFileSync(src) + flags.join(" ") + libs.join(" "))}`);
+    const name = path.basename(rel, ".c");
+    const out = path.join(cacheDir(), `${name}-${sha(fs.readFileSync(src) + flags.join(" ") + libs.join(" "))}`);
     if (fs.existsSync(out)) return out;
     // build under a private name, then rename: parallel test runs never see a half-written binary
     const tmp = `${out}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
@@ -83,12 +86,18 @@ export function buildLibmilter(): Promise<string> {
       fs.renameSync(tmp, out);
     } catch (e) {
       fs.rmSync(tmp, { force: true });
-      built = undefined;
-      throw new StartupError("libmilter", "building bench-milter.c failed", String(e));
+      built.delete(rel);
+      throw new StartupError(name, `building ${rel} failed`, String(e));
     }
     return out;
   })();
-  return built;
+  built.set(rel, p);
+  return p;
+}
+
+/** Build bench-milter.c (see {@link buildCMilter}). */
+export function buildLibmilter(): Promise<string> {
+  return buildCMilter("milters/bench-milter.c");
 }
 
 /** Copy a fixture script into the cache dir (readable by nobody even if the repo is not). */
@@ -287,5 +296,28 @@ export async function startOpendkim(opts: OpendkimOptions = {}): Promise<Peer> {
     },
     sockOwner: od,
     extra: { keyTxtPath: path.join(base, `${selector}.txt`), domain, selector },
+  });
+}
+
+/** Modification kinds of test/fixtures/milters/mod-milter.c (see its header comment). */
+export type ModMode = "add" | "ins0" | "ins2" | "ins99" | "change" | "del2" | "del2twice" | "body" | "bodynoeol" | "bodytail" | "rcpt" | "envrcpt" | "from" | "quarantine";
+
+export interface ModMilterOptions extends SocketOptions {
+  mode: ModMode;
+  /** written into the headers it adds or changes (default: the mode) */
+  tag?: string;
+}
+
+/** Start mod-milter (one kind of modification at end of message) as nobody. */
+export async function startModMilter(opts: ModMilterOptions): Promise<Peer> {
+  const bin = await buildCMilter("milters/mod-milter.c");
+  const tag = opts.tag ?? opts.mode;
+  return launch({
+    name: `mod-${tag}`,
+    base: makeTempDir("mk-mod-milter-"),
+    opts,
+    uid: NOBODY.uid,
+    gid: NOBODY.gid,
+    argv: (w) => [bin, "-m", opts.mode, "-t", tag, ...("unix" in w ? ["-s", `unix:${w.unix}`] : ["-p", String(w.port), "-a", "127.0.0.1"])],
   });
 }

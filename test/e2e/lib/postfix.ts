@@ -59,6 +59,12 @@ export interface PostfixOptions {
   myhostname?: string;
   /** extra main.cf settings, applied last (they override the harness defaults) */
   mainCf?: Record<string, string>;
+  /**
+   * more smtpd services on 127.0.0.1, each on its own port with its own main.cf overrides
+   * (master.cf `-o name=value`; values without blanks), e.g. one per milter chain:
+   * `{ port, options: { smtpd_milters: "unix:/a,unix:/b" } }`
+   */
+  extraSmtpd?: { port: number; options: Record<string, string> }[];
   /** bound on `postfix start-fg` until the master runs, and again until smtpd listens (default 30 s) */
   startTimeoutMs?: number;
 }
@@ -194,10 +200,16 @@ function mainCfText(o: {
   return lines.join("\n") + "\n";
 }
 
-function masterCfText(smtpd: { host: string; port: number }[]): string {
+function masterCfText(smtpd: { host: string; port: number; options?: Record<string, string> }[]): string {
   // Minimal service list, chroot n everywhere (Debian's default chroot needs copied /etc files).
   // The smtpd service names carry the instance's own ports, so they differ between instances.
-  const smtpdLines = smtpd.map(({ host, port }) => `${bracketIf6(host)}:${port} inet n - n - - smtpd`);
+  const smtpdLines = smtpd.map(({ host, port, options }) => {
+    const o = Object.entries(options ?? {}).map(([k, v]) => {
+      if (/\s/.test(k + v)) throw new Error(`master.cf -o value with a blank: ${k}=${JSON.stringify(v)}`);
+      return ` -o ${k}=${v}`;
+    });
+    return `${bracketIf6(host)}:${port} inet n - n - - smtpd${o.join("")}`;
+  });
   return [
     "# service type  private unpriv  chroot  wakeup  maxproc command",
     ...smtpdLines,
@@ -319,8 +331,9 @@ async function startOnce(opts: PostfixOptions): Promise<PostfixInstance> {
   try {
     const smtpPort = await freePort("127.0.0.1");
     const smtpPort6 = opts.ipv6 ? await freePort("::1") : undefined;
-    const smtpd = [{ host: "127.0.0.1", port: smtpPort }];
+    const smtpd: { host: string; port: number; options?: Record<string, string> }[] = [{ host: "127.0.0.1", port: smtpPort }];
     if (smtpPort6 !== undefined) smtpd.push({ host: "::1", port: smtpPort6 });
+    for (const x of opts.extraSmtpd ?? []) smtpd.push({ host: "127.0.0.1", port: x.port, options: x.options });
 
     let sasl: { user: string; password: string } | undefined;
     if (opts.sasl) sasl = await makeSasldb(etc, myhostname);
