@@ -142,6 +142,8 @@ export class MilterClient {
   /** Set once open() succeeded. */
   negotiated: Negotiated | undefined;
   onProgress: ((stage: StageName) => void) | undefined;
+  /** Called with a description when the milter took a harmless liberty that is honoured (docs/tolerances.md). */
+  onTolerated: ((what: string) => void) | undefined;
 
   private readonly opts: MilterClientOptions;
   private conn: FramedConnection | undefined;
@@ -284,19 +286,23 @@ export class MilterClient {
   }
 
   /**
-   * End of message. A `chunk` is sent as body first (never as data of `E`).
+   * End of message. A `chunk` (body data the MTA sent inside its `E`) goes
+   * inside our `E` too, as the milter would get it from the MTA; only what
+   * exceeds the agreed data size is sent as body before it.
    * The outcome carries every modification in arrival order and the number
    * of `p` received; end_of_message_timeout (and the optional total timeout)
    * apply instead of reading_timeout.
    */
   async endOfMessage(macros?: MacroInput, chunk?: Uint8Array): Promise<EndOfMessageOutcome> {
-    this.requireNegotiated();
-    if (chunk && chunk.length > 0) {
-      const b = await this.body(chunk);
+    const n = this.requireNegotiated();
+    let data = chunk && chunk.length > 0 ? chunk : undefined;
+    if (data && data.length > n.maxDataSize) {
+      const b = await this.body(data.subarray(0, data.length - n.maxDataSize));
       if (!b.ok || (b.status !== "continue" && b.status !== "skip")) return { ...b, modifications: [], progress: 0 };
+      data = data.subarray(data.length - n.maxDataSize);
     }
     if (this.failure) return { ...this.after("end-of-message"), modifications: [], progress: 0 };
-    return (await this.step({ type: "eob" }, macros)) as EndOfMessageOutcome;
+    return (await this.step(data ? { type: "eob", chunk: data } : { type: "eob" }, macros)) as EndOfMessageOutcome;
   }
 
   /** Abort the current message (no reply). The connection stays for a new MAIL. */
@@ -493,9 +499,9 @@ export class MilterClient {
     }
     const status = decisionStatus(reply.type);
     if (status === undefined) return this.unexpected(p, code, "not a reply the MTA accepts");
-    if (status === "skip" && (p.type !== "body" || !n.skip)) {
-      return this.unexpected(p, code, p.type !== "body" ? "skip is only valid after a body chunk" : "skip was not negotiated");
-    }
+    if (status === "skip" && p.type !== "body") return this.unexpected(p, code, "skip is only valid after a body chunk");
+    // A skip without SMFIP_SKIP loses nothing (it is never passed on to the MTA): honour it (docs/tolerances.md).
+    if (status === "skip" && !n.skip) this.tolerated(`${this.name}: skip in reply to a body chunk although SMFIP_SKIP was not negotiated; honoured`);
     const out: DecisionOutcome = { ok: true, status, stage: p.stage, via: "reply" };
     if (reply.type === "replycode") {
       const parsed = parseReplyCode(reply.text);
@@ -519,6 +525,12 @@ export class MilterClient {
     this.negotiated = negotiated;
     this.reader.maxDataSize = negotiated.maxDataSize;
     this.finish(p, { ok: true, status: "negotiated", stage: "negotiate", negotiated, offer: this.offer!, reply });
+  }
+
+  private tolerated(what: string): void {
+    try {
+      this.onTolerated?.(what);
+    } catch {} // a caller's callback must not break the session
   }
 
   private unexpected(p: Pending, code: number, why: string): void {

@@ -201,7 +201,7 @@ test("symbol lists: only requested macros, names as the milter spells them, {nam
   await client.helo("h", { "{cipher}": "0" });
   await client.envelopeFrom("<a@b>", [], { mail_addr: "a@b" }); // no list for MAIL: all, normalised
   await client.endOfMessage({ i: "Q1", j: "mx" });
-  const cmds = await seen(milter, 7);
+  const cmds = await seen(milter, 6);
   expect(types(cmds)).toBe("DC connect helo DM mail DE eob");
   expect(macroOf(cmds, "C")).toEqual({ "{client_addr}": "192.0.2.1", j: "mx" });
   expect(macroOf(cmds, "M")).toEqual({ "{mail_addr}": "a@b" });
@@ -238,15 +238,20 @@ test("MDS: a milter choosing a larger size than offered is a protocol error", as
   expect(milter.sessions[0].offer!.protocol & SMFIP_MDS_256K).toBe(SMFIP_MDS_256K);
 });
 
-test("body: never an empty chunk; chunks of at most 65535 bytes", async () => {
+// Issue 15 item 1: end-of-message data goes inside our `E`, as the MTA sent it (it used to be
+// sent as a separate `B` before an empty `E`); only what exceeds the data size goes before it.
+test("body: never an empty chunk; chunks of at most 65535 bytes; end-of-message data inside E", async () => {
   milter = startScriptedMilter();
   client = await opened(milter);
   expect(await client.body(new Uint8Array(0))).toMatchObject({ status: "continue", via: "not-sent" });
   expect(await client.body(Buffer.alloc(65535, 1))).toMatchObject({ via: "reply" });
   expect(await client.body(Buffer.alloc(65536, 2))).toMatchObject({ via: "reply" });
   expect(await client.endOfMessage(undefined, Buffer.alloc(10, 3))).toMatchObject({ status: "continue" });
-  const cmds = await seen(milter, 5);
-  expect(cmds.map((c) => (c.type === "body" ? `B${c.chunk.length}` : c.type))).toEqual(["B65535", "B65535", "B1", "B10", "eob"]);
+  expect(await client.endOfMessage(undefined, Buffer.alloc(65540, 4))).toMatchObject({ status: "continue" });
+  const cmds = await seen(milter, 6);
+  const shape = (c: (typeof cmds)[number]) =>
+    c.type === "body" ? `B${c.chunk.length}` : c.type === "eob" ? `E${c.chunk?.length ?? 0}` : c.type;
+  expect(cmds.map(shape)).toEqual(["B65535", "B65535", "B1", "E10", "B5", "E65535"]);
 });
 
 test("skip: accepted after a body chunk; later body calls send nothing; the next message sends body again", async () => {

@@ -97,13 +97,23 @@ test("stray bytes: a zero length word, an oversize packet, trailing data after c
   await expectProtocolError(await c.helo("h"), "helo", "SMFIR_CONTINUE ('c'): unexpected 1 data byte(s)");
 });
 
-test("skip: not after a header, not without SMFIP_SKIP", async () => {
+// Issue 15 item 2: a skip to a body chunk without SMFIP_SKIP was a protocol error (the child was
+// dropped and counted as its fallback); it loses nothing, so it is honoured and reported to
+// onTolerated (the manager logs it at debug). Skip after anything but a body chunk stays an error.
+test("skip: not after a header; after a body chunk without SMFIP_SKIP it is honoured and reported", async () => {
   let c = await session((cmd) => (cmd.type === "header" ? [{ type: "skip" }] : "default"), SMFIP_SKIP);
   await expectProtocolError(await c.header("A", "b"), "header", "skip is only valid after a body chunk");
   client!.close();
   milter!.stop();
   c = await session((cmd) => (cmd.type === "body" ? [{ type: "skip" }] : "default"));
-  await expectProtocolError(await c.body(Buffer.from("x")), "body", "skip was not negotiated");
+  const tolerated: string[] = [];
+  c.onTolerated = (what) => tolerated.push(what);
+  expect(c.negotiated!.skip).toBe(false);
+  expect(await c.body(Buffer.from("x"))).toMatchObject({ ok: true, status: "skip", via: "reply", stage: "body" });
+  expect(await c.body(Buffer.from("y"))).toMatchObject({ ok: true, status: "skip", via: "not-sent" });
+  expect(await c.endOfMessage()).toMatchObject({ ok: true, status: "continue" });
+  expect(tolerated).toHaveLength(1);
+  expect(tolerated[0]).toContain("SMFIP_SKIP was not negotiated; honoured");
   client!.close();
   milter!.stop();
   c = await session((cmd) => (cmd.type === "eob" ? [{ type: "skip" }] : "default"), SMFIP_SKIP);
