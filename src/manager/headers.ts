@@ -1,19 +1,23 @@
 // The manager's header list for one message, and the diff that tells the MTA how to turn its
-// headers into the manager's (manager.md §2.5.3). Pure, no I/O.
+// headers into the manager's (manager.md §2.5.3, protocol.md §3.3). Pure, no I/O.
 //
-// The model follows milter-manager, so that later children see what the fixtures say they see:
-// - add (`h`): inserted just before the first header of the same name, otherwise appended;
-// - insert (`i`): 0-based position in the visible list, past the end appends;
-// - change/delete (`m`): 1-based among headers of that name (index 0 counts as 1), empty value
-//   deletes, a missing occurrence makes a change an add and a delete a no-op.
-// Names are compared case-insensitively (as MTAs do; milter-manager compares them exactly).
+// The model is the MTA's, so that a child's index means what it means when the child talks to
+// the MTA directly (docs/transparency.md):
+// - the list starts with the MTA's own header entries that milters never see (Postfix: its
+//   Received:, one entry; Sendmail: the .cf's H lines after Return-Path, 8 with an m4 .cf);
+//   `i` (insert) counts them: index 0 is above the MTA's Received:, index k lands at position k
+//   of the whole list, past the end appends;
+// - add (`h`) appends at the end (both MTAs; milter-manager put it before the first header of
+//   the same name, which neither MTA does);
+// - change/delete (`m`): 1-based among the visible headers of that name (index 0 counts as 1),
+//   empty value deletes, a missing occurrence makes a change an append and a delete a no-op;
+//   Sendmail keeps a deleted header as a tombstone until the message ends: later `m` indexes
+//   (of any child) still count it, and a change of it brings it back.
+// Names are compared case-insensitively (as MTAs do).
 // Values are kept as the MTA sends them (with the leading space when HDR_LEADSPC was agreed).
 //
-// The diff (diffHeaders) is ours, not milter-manager's: an MTA applying it with Postfix's
-// semantics ends with exactly the manager's final list (milter-manager's can leave another order,
-// e.g. delete-header-many). What it assumes about the MTA (protocol.md §3.3):
-// - `i` index counts the MTA's own invisible Received: header at the top, so "before visible
-//   header p" is index p + 1 (Postfix: 0 = before Received, 1 = right after it);
+// The diff (diffHeaders) works on the whole list, hidden entries included, so an `i` it sends
+// uses the same count as the MTA. What it assumes about the MTA:
 // - `m` index counts visible headers of that name, case-insensitively; Postfix shifts later
 //   indexes on delete, Sendmail does not — so deletes come last, highest position first, which
 //   gives the same result with both;
@@ -29,16 +33,71 @@ export interface Header {
 /** A header packet for the MTA. */
 export type HeaderPacket = AddheaderReply | InsheaderReply | ChgheaderReply;
 
+/** Header entries the MTA counts for `i` but never shows to milters (its own Received:, ...). */
+export const POSTFIX_HIDDEN_HEADERS = 1;
+/** Sendmail with an m4-generated .cf: Received, Resent-Date, Date, Resent-From, From, Full-Name, Resent-Message-Id, Message-Id. */
+export const SENDMAIL_HIDDEN_HEADERS = 8;
+
+/** The MTAs whose behaviour the manager reproduces (docs/transparency.md). */
+export type MtaKind = "postfix" | "sendmail";
+
+/**
+ * Which MTA this is, told apart by the macros it sends (docs/transparency.md): Postfix's `v`
+ * starts with "Postfix"; Sendmail defines {mail_mailer} at MAIL (its m4 default list asks for
+ * it; Postfix never defines it); anything else is taken as Postfix.
+ */
+export function mtaOf(macro: (name: string) => string | undefined): MtaKind {
+  if (/^Postfix/i.test(macro("v") ?? "")) return "postfix";
+  return macro("{mail_mailer}") !== undefined ? "sendmail" : "postfix";
+}
+
+/** How many hidden entries the MTA counts for `i`. */
+export function hiddenHeadersOf(macro: (name: string) => string | undefined): number {
+  return mtaOf(macro) === "sendmail" ? SENDMAIL_HIDDEN_HEADERS : POSTFIX_HIDDEN_HEADERS;
+}
+
+/** Names of hidden entries start with ":", which no real header name contains. */
+export function isHidden(h: Header): boolean {
+  return h.name.charCodeAt(0) === 0x3a;
+}
+
 function sameName(a: string, b: string): boolean {
   return a.length === b.length && (a === b || a.toLowerCase() === b.toLowerCase());
 }
 
-/** The header list of the message being processed, with milter-manager's editing rules. */
-export class HeaderList {
-  readonly items: Header[];
+/** A header of the list; `deleted`: a Sendmail tombstone. */
+interface Entry extends Header {
+  deleted?: true;
+}
 
-  constructor(items: Header[] = []) {
-    this.items = items;
+/** The header list of the message being processed, with the MTA's editing rules. */
+export class HeaderList {
+  /** The whole list: the MTA's hidden entries first (plus what children inserted among them), then the message's headers; tombstones included. */
+  private readonly entries: Entry[];
+
+  /**
+   * @param items the message's headers (visible to milters)
+   * @param hidden number of entries the MTA counts before them for `i` (default: Postfix's one Received:)
+   * @param tombstones a delete leaves a tombstone that `m` indexes still count (Sendmail)
+   */
+  constructor(
+    items: Header[] = [],
+    hidden = POSTFIX_HIDDEN_HEADERS,
+    private readonly tombstones = false,
+  ) {
+    this.entries = [];
+    for (let k = 0; k < hidden; k++) this.entries.push({ name: `:mta-${k}`, value: "" });
+    this.entries.push(...items);
+  }
+
+  /** The whole list for diffHeaders: hidden entries included, tombstones left out. */
+  get all(): Header[] {
+    return this.tombstones ? this.entries.filter((h) => !h.deleted) : this.entries;
+  }
+
+  /** The headers milters see, in order (hidden entries and tombstones left out). */
+  get items(): Header[] {
+    return this.entries.filter((h) => !isHidden(h) && !h.deleted);
   }
 
   get length(): number {
@@ -47,19 +106,17 @@ export class HeaderList {
 
   /** A header as received from the MTA. */
   append(name: string, value: string): void {
-    this.items.push({ name, value });
+    this.entries.push({ name, value });
   }
 
-  /** `h` from a child: before the first header of the same name, else at the end. */
+  /** `h` from a child: at the end. */
   add(name: string, value: string): void {
-    const i = this.items.findIndex((h) => sameName(h.name, name));
-    if (i < 0) this.items.push({ name, value });
-    else this.items.splice(i, 0, { name, value });
+    this.entries.push({ name, value });
   }
 
-  /** `i` from a child: at 0-based position `index` of the visible list. */
+  /** `i` from a child: at position `index` of the whole list (hidden entries count), past the end appends. */
   insert(index: number, name: string, value: string): void {
-    this.items.splice(Math.min(index, this.items.length), 0, { name, value });
+    this.entries.splice(Math.min(Math.max(0, index), this.entries.length), 0, { name, value });
   }
 
   /** `m` from a child; an empty value deletes. */
@@ -67,25 +124,27 @@ export class HeaderList {
     if (value === "") return this.delete(name, index);
     const i = this.position(name, index);
     if (i < 0) this.add(name, value);
-    else this.items[i] = { name, value };
+    else this.entries[i] = { name, value }; // a tombstone comes back (Sendmail)
   }
 
   /** `m` with an empty value: remove the index-th header of that name, if there is one. */
   delete(name: string, index: number): void {
     const i = this.position(name, index);
-    if (i >= 0) this.items.splice(i, 1);
+    if (i < 0) return;
+    if (this.tombstones) this.entries[i] = { name: this.entries[i].name, value: "", deleted: true };
+    else this.entries.splice(i, 1);
   }
 
-  /** A copy of the current list. */
+  /** A copy of the whole list (hidden entries included, tombstones left out), for diffHeaders. */
   snapshot(): Header[] {
-    return this.items.map((h) => ({ name: h.name, value: h.value }));
+    return this.all.map((h) => ({ name: h.name, value: h.value }));
   }
 
-  /** Position of the index-th (1-based, 0 = 1) header named `name`, or -1. */
+  /** Position in `entries` of the index-th (1-based, 0 = 1) header named `name` (tombstones count), or -1. */
   private position(name: string, index: number): number {
     let left = Math.max(1, index);
-    for (let i = 0; i < this.items.length; i++) {
-      if (sameName(this.items[i].name, name) && --left === 0) return i;
+    for (let i = 0; i < this.entries.length; i++) {
+      if (sameName(this.entries[i].name, name) && --left === 0) return i;
     }
     return -1;
   }
@@ -124,7 +183,8 @@ function align(orig: readonly Header[], final: readonly Header[]): Pairing {
   const weight = (i: number, j: number): number => {
     const o = orig[head + i];
     const f = final[head + j];
-    if (equal(o, f)) return 2;
+    // hidden entries always pair with themselves: the MTA cannot move or delete them
+    if (equal(o, f)) return isHidden(o) ? HIDDEN_WEIGHT : 2;
     return sameName(o.name, f.name) && f.value !== "" ? 1 : 0;
   };
   for (let i = n - 1; i >= 0; i--) {
@@ -148,6 +208,9 @@ function align(orig: readonly Header[], final: readonly Header[]): Pairing {
   return pairing;
 }
 
+/** Outweighs any number of ordinary pairs (2 points each). */
+const HIDDEN_WEIGHT = 1 << 20;
+
 function equal(a: Header, b: Header): boolean {
   return a.name === b.name && a.value === b.value;
 }
@@ -169,7 +232,8 @@ function nameIndex(slots: readonly Slot[], pos: number): number {
 
 /**
  * Packets that turn the MTA's header list `orig` (as the manager received it) into `final`
- * (see the file comment for the MTA semantics assumed). No change → no packet.
+ * (see the file comment for the MTA semantics assumed). Both are whole lists (HeaderList.all):
+ * hidden entries are never changed or deleted, and an `i` index counts them. No change → no packet.
  */
 export function diffHeaders(orig: readonly Header[], final: readonly Header[]): HeaderPacket[] {
   const packets: HeaderPacket[] = [];
@@ -197,7 +261,7 @@ export function diffHeaders(orig: readonly Header[], final: readonly Header[]): 
     }
     const { name, value } = final[j];
     if (cursor === slots.length) packets.push({ type: "addheader", name, value });
-    else packets.push({ type: "insheader", index: cursor + 1, name, value }); // +1: the MTA's Received:
+    else packets.push({ type: "insheader", index: cursor, name, value });
     slots.splice(cursor, 0, { name, final: j });
     cursor++;
   }

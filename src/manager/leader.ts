@@ -20,10 +20,11 @@ import { CONTENT_PHASE } from "./rules/content.ts";
 import { ENVELOPE, type EnvelopeRule, type EnvelopeStage, mustRunData, refusedByMta, takingPart } from "./rules/envelope.ts";
 import { fatalFallback } from "./rules/failures.ts";
 import { childOffer, leadingSpaceAgreed, mergeNegotiation } from "./negotiate.ts";
+import { hiddenHeadersOf, mtaOf } from "./headers.ts";
 import { MessagePipeline } from "./pipeline.ts";
 import { askStop, type Conditions, type NotifyContext, type StopContext, type StopEvent, withMacros } from "./stop-hook.ts";
-import { eom } from "../milter-side/index.ts";
-import type { EomResult, MilterHandler, SessionContext, SessionEnd } from "../milter-side/index.ts";
+import { Continue, eom } from "../milter-side/index.ts";
+import type { BodyInfo, EomResult, MilterHandler, SessionContext, SessionEnd } from "../milter-side/index.ts";
 import {
   type BodyCommand,
   type ConnectCommand,
@@ -182,18 +183,20 @@ export class Leader implements MilterHandler {
     return this.answer(await this.during(p.endOfHeader(ctx.macros.stage("N"))));
   }
 
-  async body(cmd: BodyCommand, ctx: SessionContext): Promise<DecisionReply> {
+  async body(cmd: BodyCommand, ctx: SessionContext, info?: BodyInfo): Promise<DecisionReply> {
+    // Data inside the MTA's end-of-message goes to each child inside its own (endOfMessage below).
+    if (info?.fromEndOfMessage) return Continue;
     this.lastStage = "body";
     const p = await this.pipeline(ctx);
     if (!(p instanceof MessagePipeline)) return this.answer(p);
     return this.answer(await this.during(p.body(cmd.chunk, ctx.macros.stage("B"))));
   }
 
-  async endOfMessage(_cmd: EobCommand, ctx: SessionContext): Promise<DecisionReply | EomResult> {
+  async endOfMessage(cmd: EobCommand, ctx: SessionContext): Promise<DecisionReply | EomResult> {
     this.lastStage = "end-of-message";
     const p = await this.pipeline(ctx);
     if (!(p instanceof MessagePipeline)) return this.answer(p);
-    const out = await this.during(p.endOfMessage(ctx.macros.stage("E")));
+    const out = await this.during(p.endOfMessage(ctx.macros.stage("E"), cmd.chunk));
     p.dispose(); // the children are done with the body: release its file now
     return eom(out.modifications, this.answer(out.reply));
   }
@@ -240,7 +243,10 @@ export class Leader implements MilterHandler {
       for (const c of ready) c.quit();
       this.children = [];
     }
-    for (const c of this.children) c.client.onProgress = () => void this.ctx.progress(); // only sent while EOM is pending
+    for (const c of this.children) {
+      c.client.onProgress = () => void this.ctx.progress(); // only sent while EOM is pending
+      c.client.onTolerated = (what) => this.log("debug", what);
+    }
   }
 
   close(ctx: SessionContext, end: SessionEnd): void {
@@ -366,9 +372,12 @@ export class Leader implements MilterHandler {
     const queue = takingPart(CONTENT_PHASE, this.children);
     if (queue.length === 0) return this.noneLeft();
     const m = this.env.config.manager;
+    const macro = (name: string) => ctx.macros.get(name);
     this.message = new MessagePipeline(
       {
         leadingSpace: this.leadingSpace,
+        hiddenHeaders: hiddenHeadersOf(macro),
+        mta: mtaOf(macro),
         chunkSize: m.chunk_size,
         body: { spillThreshold: this.env.bodySpillThreshold, tmpDir: this.env.tmpDir },
         stop: this.env.conditions ? (child, event, onAdd) => this.stopFor(child, event, onAdd) : undefined,

@@ -12,7 +12,7 @@ import type { Macros, ModificationReply } from "../milter/index.ts";
 import type { EndOfMessageOutcome, Modification, StepOutcome } from "../mta-side/index.ts";
 import { BodyBuffer, type BodyBufferOptions } from "./body.ts";
 import type { Child } from "./children.ts";
-import { HeaderList } from "./headers.ts";
+import { HeaderList, type MtaKind } from "./headers.ts";
 import { type ChildAnswer, childAnswer, type FinalReply, realStatus, StageReply } from "./rules/answers.ts";
 import { CONTENT, type ContentStage, headerValueFor } from "./rules/content.ts";
 import { END_OF_MESSAGE, MessageEdits } from "./rules/end-of-message.ts";
@@ -22,6 +22,14 @@ import { type StopEvent, withMacros } from "./stop-hook.ts";
 export interface PipelineEnv {
   /** HDR_LEADSPC was agreed with the MTA: header values keep their leading space in the message. */
   leadingSpace: boolean;
+  /** Header entries the MTA counts for `i` but never shows (headers.ts; default 1, Postfix's Received:). */
+  hiddenHeaders?: number;
+  /**
+   * The MTA whose behaviour between milters is reproduced (docs/transparency.md). Postfix: a
+   * quarantine ends the chain, and a replaced body reaches the next milter with a final line end;
+   * Sendmail: deleted headers stay as tombstones that later `m` indexes count. Default postfix.
+   */
+  mta?: MtaKind;
   /** manager.chunk_size: body pieces for replays and for replace-body towards the MTA. */
   chunkSize: number;
   body: BodyBufferOptions;
@@ -43,6 +51,7 @@ interface Step {
 const CONTINUE: FinalReply = { status: "continue" };
 const CONTINUE_STEP: Step = { answer: { status: "continue" } };
 const SKIP_STEP: Step = { answer: { status: "skip" } };
+const CRLF = new Uint8Array([0x0d, 0x0a]);
 
 /** What the MTA gets at end of message. */
 export interface EomOutput {
@@ -51,7 +60,7 @@ export interface EomOutput {
 }
 
 export class MessagePipeline {
-  readonly headers = new HeaderList();
+  readonly headers: HeaderList;
   /** The message body (as changed by the children so far). */
   readonly content: BodyBuffer;
   /** A final answer for the message was given: nobody takes part any more. */
@@ -65,6 +74,9 @@ export class MessagePipeline {
   private eohMacros: Macros | undefined;
   private bodyMacros: Macros | undefined;
   private eomMacros: Macros | undefined;
+  private readonly mta: MtaKind;
+  /** Body data the MTA sent inside its end-of-message packet: each child gets it inside its own. */
+  private eomChunk: Uint8Array | undefined;
 
   /**
    * @param queue children taking part, in order
@@ -76,6 +88,8 @@ export class MessagePipeline {
     private readonly everyone: readonly Child[],
   ) {
     this.content = new BodyBuffer(env.body);
+    this.mta = env.mta ?? "postfix";
+    this.headers = new HeaderList([], env.hiddenHeaders, this.mta === "sendmail");
     this.edits = new MessageEdits(
       { headers: this.headers, body: this.content },
       { leadingSpace: env.leadingSpace, chunkSize: env.chunkSize, tag: env.tag ?? 0, log: (level, text) => env.log(level, text) },
@@ -136,15 +150,16 @@ export class MessagePipeline {
 
   // ---- end of message ----
 
-  async endOfMessage(macros: Macros | undefined): Promise<EomOutput> {
+  async endOfMessage(macros: Macros | undefined, chunk?: Uint8Array): Promise<EomOutput> {
     this.eomMacros = macros;
+    this.eomChunk = chunk && chunk.length > 0 ? chunk : undefined;
     const original = this.headers.snapshot();
     const reply = new StageReply();
     while (!this.finished) {
       const child = this.queue[this.pos];
       if (child === undefined) break;
       const step = child.started
-        ? await this.command(child, { stage: "end-of-message" }, macros, (m) => child.client.endOfMessage(m))
+        ? await this.command(child, { stage: "end-of-message" }, macros, (m) => child.client.endOfMessage(m, this.eomData()))
         : await this.start(child, true);
       reply.add(step.answer);
       if (END_OF_MESSAGE.answer(step.answer.status) === "refuse") {
@@ -153,9 +168,44 @@ export class MessagePipeline {
       }
       if (step.modifications) this.edits.apply(child, step.modifications);
       this.leave(child);
+      if (this.edits.quarantined && END_OF_MESSAGE.quarantineEndsChain(this.mta)) {
+        for (const c of this.queue.slice(this.pos)) c.take("abort");
+        break;
+      }
     }
     this.finished = true;
     return { modifications: this.edits.packets(original), reply: reply.final() };
+  }
+
+  /** The MTA's end-of-message data, unless a child replaced the body it belonged to. */
+  private eomData(): Uint8Array | undefined {
+    return this.edits.replacedBody ? undefined : this.eomChunk;
+  }
+
+  /**
+   * The body for a replay, in chunk_size pieces. Postfix keeps a body as lines, so after a child
+   * replaced it without a final line end the next milter gets that last line ended (CRLF).
+   */
+  private *bodyChunks(): Generator<Uint8Array> {
+    const size = this.env.chunkSize;
+    let last: Uint8Array | undefined;
+    for (const chunk of this.content.chunks(size)) {
+      if (last) yield last;
+      last = chunk;
+    }
+    if (!(this.mta === "postfix" && this.edits.replacedBodyLacksLineEnd)) {
+      if (last) yield last;
+      return;
+    }
+    if (last && last.length + CRLF.length <= size) {
+      const joined = new Uint8Array(last.length + CRLF.length);
+      joined.set(last);
+      joined.set(CRLF, last.length);
+      yield joined;
+      return;
+    }
+    if (last) yield last;
+    yield CRLF;
   }
 
   /** The message is over (answered, aborted, or the session ends): release the body's file. */
@@ -187,7 +237,7 @@ export class MessagePipeline {
       if (CONTENT["end-of-header"].answer(step.answer.status) !== "continue") return step;
     }
     if (!child.skipBody && n.sends("body")) {
-      for (const chunk of this.content.chunks(this.env.chunkSize)) {
+      for (const chunk of this.bodyChunks()) {
         const step = await this.command(child, { stage: "body", chunk }, this.bodyMacros, (m) => child.client.body(chunk, m));
         const move = CONTENT.body.answer(step.answer.status);
         if (move === "skip") {
@@ -198,7 +248,7 @@ export class MessagePipeline {
       }
     }
     if (toEndOfMessage) {
-      return this.command(child, { stage: "end-of-message" }, this.eomMacros, (m) => child.client.endOfMessage(m));
+      return this.command(child, { stage: "end-of-message" }, this.eomMacros, (m) => child.client.endOfMessage(m, this.eomData()));
     }
     return child.skipBody ? SKIP_STEP : CONTINUE_STEP;
   }

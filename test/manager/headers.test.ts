@@ -1,34 +1,90 @@
-// The manager's header model (milter-manager's editing rules) and the diff sent to the MTA,
-// checked by applying the packets to small MTA simulators with Postfix's and Sendmail's semantics.
+// The manager's header model (the MTA's editing rules, hidden entries included: issue 15) and the
+// diff sent to the MTA, checked by applying the packets to small MTA simulators with Postfix's and
+// Sendmail's semantics.
 import { describe, expect, test } from "bun:test";
-import { addLeadingSpace, diffHeaders, type Header, HeaderList, type HeaderPacket, stripLeadingSpace } from "../../src/manager/headers.ts";
+import {
+  addLeadingSpace,
+  diffHeaders,
+  type Header,
+  HeaderList,
+  type HeaderPacket,
+  hiddenHeadersOf,
+  POSTFIX_HIDDEN_HEADERS,
+  SENDMAIL_HIDDEN_HEADERS,
+  stripLeadingSpace,
+} from "../../src/manager/headers.ts";
 import { prng, randInt } from "../milter/helpers.ts";
 import { applyHeaderPackets as applyAsMta } from "./support/mta-headers.ts";
 
 const h = (name: string, value: string): Header => ({ name, value });
 
-/** Diff, apply as Postfix and as Sendmail, expect the manager's list in both. */
-function expectMtaEndsWith(orig: Header[], final: Header[]): HeaderPacket[] {
+/** Postfix's hidden entry (its own Received:), as HeaderList.all has it. */
+const RECEIVED = h(":mta-0", "");
+const full = (l: Header[]): Header[] => [RECEIVED, ...l];
+
+/** Diff whole lists, apply as Postfix and as Sendmail, expect the manager's list in both. */
+function expectMtaEndsWithAll(orig: Header[], final: Header[]): HeaderPacket[] {
   const packets = diffHeaders(orig, final);
-  expect(applyAsMta(orig, packets)).toEqual(final);
-  expect(applyAsMta(orig, packets, { sendmail: true })).toEqual(final);
+  expect(applyAsMta(orig, packets, { full: true })).toEqual(final);
+  expect(applyAsMta(orig, packets, { full: true, sendmail: true })).toEqual(final);
   return packets;
 }
 
-describe("HeaderList (milter-manager's editing rules)", () => {
-  test("add goes before the first header of the same name, else to the end", () => {
+/** The same for lists of visible headers below Postfix's Received:. */
+function expectMtaEndsWith(orig: Header[], final: Header[]): HeaderPacket[] {
+  return expectMtaEndsWithAll(full(orig), full(final));
+}
+
+describe("HeaderList (the MTA's editing rules)", () => {
+  // Issue 15: milter-manager put an added header before the first one of the same name; Postfix
+  // and Sendmail append it, so a child gets the same result through the manager as directly.
+  test("add appends at the end, even when a header of that name exists", () => {
     const l = new HeaderList([h("From", "a"), h("X1", "v1")]);
     l.add("x1", "v0");
     l.add("X2", "new");
-    expect(l.items).toEqual([h("From", "a"), h("x1", "v0"), h("X1", "v1"), h("X2", "new")]);
+    expect(l.items).toEqual([h("From", "a"), h("X1", "v1"), h("x1", "v0"), h("X2", "new")]);
   });
 
-  test("insert is 0-based in the visible list; past the end appends", () => {
+  // Issue 15 item 3: the MTA counts its own Received: (never shown to milters) as index 0.
+  test("insert counts the MTA's hidden Received: as 0; past the end appends", () => {
     const l = new HeaderList([h("From", "a")]);
-    l.insert(2, "X1", "1");
+    l.insert(3, "X1", "1");
     l.insert(1, "X2", "2");
     l.insert(0, "X0", "0");
-    expect(l.items).toEqual([h("X0", "0"), h("From", "a"), h("X2", "2"), h("X1", "1")]);
+    expect(l.all).toEqual([h("X0", "0"), RECEIVED, h("X2", "2"), h("From", "a"), h("X1", "1")]);
+    expect(l.items).toEqual([h("X0", "0"), h("X2", "2"), h("From", "a"), h("X1", "1")]);
+  });
+
+  test("Sendmail's layout: 8 hidden entries; indexes 1..8 all land above the first message header", () => {
+    const l = new HeaderList([h("From", "a"), h("To", "b")], SENDMAIL_HIDDEN_HEADERS);
+    l.insert(9, "After-From", "x");
+    l.insert(5, "Mid", "y");
+    l.insert(0, "Top", "z");
+    expect(l.items).toEqual([h("Top", "z"), h("Mid", "y"), h("From", "a"), h("After-From", "x"), h("To", "b")]);
+    expectMtaEndsWithAll(new HeaderList([h("From", "a"), h("To", "b")], SENDMAIL_HIDDEN_HEADERS).all, l.all);
+  });
+
+  test("Sendmail: a deleted header stays a tombstone that later m indexes count; a change brings it back", () => {
+    const orig = [h("X-Repeat", "one"), h("X-Repeat", "two"), h("X-Repeat", "three")];
+    const l = new HeaderList(structuredClone(orig), SENDMAIL_HIDDEN_HEADERS, true);
+    l.delete("X-Repeat", 2);
+    l.delete("X-Repeat", 2); // the tombstone again: nothing more goes
+    expect(l.items.map((x) => x.value)).toEqual(["one", "three"]);
+    l.change("X-Repeat", 2, "back");
+    expect(l.items.map((x) => x.value)).toEqual(["one", "back", "three"]);
+    const p = new HeaderList(structuredClone(orig)); // Postfix: indexes shift
+    p.delete("X-Repeat", 2);
+    p.delete("X-Repeat", 2);
+    expect(p.items.map((x) => x.value)).toEqual(["one"]);
+    const before = new HeaderList(structuredClone(orig), SENDMAIL_HIDDEN_HEADERS, true);
+    expectMtaEndsWithAll(before.all, l.all);
+  });
+
+  test("the MTA is told apart by its macros: Postfix's v, Sendmail's {mail_mailer}", () => {
+    const m = (kv: Record<string, string>) => (name: string) => kv[name];
+    expect(hiddenHeadersOf(m({ v: "Postfix 3.7.11" }))).toBe(POSTFIX_HIDDEN_HEADERS);
+    expect(hiddenHeadersOf(m({ "{mail_mailer}": "relay" }))).toBe(SENDMAIL_HIDDEN_HEADERS);
+    expect(hiddenHeadersOf(m({}))).toBe(POSTFIX_HIDDEN_HEADERS);
   });
 
   test("change is 1-based per name (0 counts as 1), case-insensitive; missing occurrence adds", () => {
@@ -36,8 +92,8 @@ describe("HeaderList (milter-manager's editing rules)", () => {
     l.change("x1", 2, "B");
     l.change("X1", 0, "A");
     expect(l.items).toEqual([h("X1", "A"), h("Y", "y"), h("x1", "B")]);
-    l.change("Y", 5, "y2"); // no 5th Y: add, i.e. before the first Y
-    expect(l.items).toEqual([h("X1", "A"), h("Y", "y2"), h("Y", "y"), h("x1", "B")]);
+    l.change("Y", 5, "y2"); // no 5th Y: add, i.e. at the end
+    expect(l.items).toEqual([h("X1", "A"), h("Y", "y"), h("x1", "B"), h("Y", "y2")]);
   });
 
   test("change with an empty value deletes; deleting a missing occurrence does nothing", () => {
@@ -51,14 +107,14 @@ describe("HeaderList (milter-manager's editing rules)", () => {
     const l = new HeaderList([h("A", "1")]);
     const s = l.snapshot();
     l.change("A", 1, "2");
-    expect(s).toEqual([h("A", "1")]);
+    expect(s).toEqual(full([h("A", "1")]));
   });
 });
 
 describe("diffHeaders: the §2.5.3 / §2.13 worked examples", () => {
   test("no change → no packet", () => {
-    expect(diffHeaders([h("From", "a")], [h("From", "a")])).toEqual([]);
-    expect(diffHeaders([], [])).toEqual([]);
+    expect(diffHeaders(full([h("From", "a")]), full([h("From", "a")]))).toEqual([]);
+    expect(diffHeaders(full([]), full([]))).toEqual([]);
   });
 
   test("add-header: two children add → appended with h, in order", () => {
@@ -73,27 +129,35 @@ describe("diffHeaders: the §2.5.3 / §2.13 worked examples", () => {
     ]);
   });
 
-  test("insert-header: X1 at 2, then X2 at 1 → From, X2, X1", () => {
+  test("insert-header: X1 at 2, then X2 at 1 → X2, From, X1 (index 0 is the MTA's Received:)", () => {
     const orig = [h("From", "a")];
     const l = new HeaderList(structuredClone(orig));
     l.insert(2, "X-Test-Header1", "Test Header1 Value");
     l.insert(1, "X-Test-Header2", "Test Header2 Value");
-    expect(l.items.map((x) => x.name)).toEqual(["From", "X-Test-Header2", "X-Test-Header1"]);
-    expectMtaEndsWith(orig, l.items);
+    expect(l.items.map((x) => x.name)).toEqual(["X-Test-Header2", "From", "X-Test-Header1"]);
+    expectMtaEndsWithAll(full(orig), l.all);
   });
 
-  test("insert at the top uses index 1 (after the MTA's invisible Received:)", () => {
+  test("insert above the first header uses index 1 (after the MTA's invisible Received:)", () => {
     const orig = [h("From", "a"), h("To", "b")];
     const packets = expectMtaEndsWith(orig, [h("X-Top", "t"), ...orig]);
     expect(packets).toEqual([{ type: "insheader", index: 1, name: "X-Top", value: "t" }]);
   });
 
-  test("change-header: add X1:V2 (goes first), change X1#1 → X1:Replaced, X1:V1", () => {
+  test("insert at 0 (opendkim's DKIM-Signature) stays above the MTA's Received: (index 0)", () => {
+    const orig = [h("From", "a"), h("To", "b")];
+    const l = new HeaderList(structuredClone(orig));
+    l.insert(0, "DKIM-Signature", "v=1");
+    const packets = expectMtaEndsWithAll(full(orig), l.all);
+    expect(packets).toEqual([{ type: "insheader", index: 0, name: "DKIM-Signature", value: "v=1" }]);
+  });
+
+  test("change-header: add X1:V2 (appended), change X1#1 → X1:Replaced, X1:V2", () => {
     const orig = [h("X-Test-Header1", "Test-Header1-Value1")];
     const l = new HeaderList(structuredClone(orig));
     l.add("X-Test-Header1", "Test-Header1-Value2");
     l.change("X-Test-Header1", 1, "Replaced Value");
-    expect(l.items).toEqual([h("X-Test-Header1", "Replaced Value"), h("X-Test-Header1", "Test-Header1-Value1")]);
+    expect(l.items).toEqual([h("X-Test-Header1", "Replaced Value"), h("X-Test-Header1", "Test-Header1-Value2")]);
     expectMtaEndsWith(orig, l.items);
   });
 
@@ -175,7 +239,7 @@ describe("diffHeaders: randomized against the MTA simulators", () => {
     for (let i = 0; i < 3000; i++) {
       const orig = randomList(rand, 8);
       const final = randomList(rand, 8);
-      const packets = diffHeaders(orig, final);
+      const packets = diffHeaders(full(orig), full(final));
       const got = applyAsMta(orig, packets);
       if (JSON.stringify(got) !== JSON.stringify(final)) {
         throw new Error(`case ${i}: orig ${JSON.stringify(orig)} final ${JSON.stringify(final)} packets ${JSON.stringify(packets)} → ${JSON.stringify(got)}`);
@@ -200,9 +264,9 @@ describe("diffHeaders: randomized against the MTA simulators", () => {
           default: l.delete(name, randInt(rand, 1, 3));
         }
       }
-      const packets = diffHeaders(orig, l.items);
-      expect(applyAsMta(orig, packets)).toEqual(l.items);
-      expect(applyAsMta(orig, packets, { sendmail: true })).toEqual(l.items);
+      const packets = diffHeaders(full(orig), l.all);
+      expect(applyAsMta(full(orig), packets, { full: true })).toEqual(l.all);
+      expect(applyAsMta(full(orig), packets, { full: true, sendmail: true })).toEqual(l.all);
       expect(packets.length).toBeLessThanOrEqual(2 * edits);
     }
   });

@@ -58,10 +58,19 @@ const CASES: Case[] = [
     packets: [{ type: "addheader", name: "X-Spam", value: "no" }],
     logs: ["statistics [milter][header][add](7): <X-Spam>=<no>: plain"],
   },
+  // Issue 15 item 3: a child's index counts the MTA's own Received: as it does with the MTA
+  // directly: 0 stays above it (was sent as 1, one line too low), 1 is right below it.
   {
-    name: "insert-header at the top: i with the MTA's Received: counted",
+    name: "insert-header at 0: above the MTA's Received:, index 0",
     headers: [["Subject", "hi"]],
     children: [[plain, [{ type: "insert-header", index: 0, name: "X-First", value: "1" }]]],
+    packets: [{ type: "insheader", index: 0, name: "X-First", value: "1" }],
+    logs: ["statistics [milter][header][add](7): <X-First>=<1>: plain"],
+  },
+  {
+    name: "insert-header at 1: below the MTA's Received:, index 1",
+    headers: [["Subject", "hi"]],
+    children: [[plain, [{ type: "insert-header", index: 1, name: "X-First", value: "1" }]]],
     packets: [{ type: "insheader", index: 1, name: "X-First", value: "1" }],
     logs: ["statistics [milter][header][add](7): <X-First>=<1>: plain"],
   },

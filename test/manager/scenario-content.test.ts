@@ -203,7 +203,10 @@ describe("body", () => {
 });
 
 describe("end of message", () => {
-  test("end-of-message-chunk: data carried in the E packet reaches both children before their EOM", async () => {
+  // Issue 15 item 1: the data came to the children as a separate B before an empty E; now each
+  // child gets it inside its own E, as the MTA sent it (the first child live, the second in the
+  // replay after the body "Hi,"). A libmilter child still hands it to its body callback first.
+  test("end-of-message-chunk: data carried in the E packet reaches both children inside their own E", async () => {
     s = await setup();
     const mta = await s.mta();
     await chain(mta, "body");
@@ -212,9 +215,21 @@ describe("end of message", () => {
     const step = prepareStep(mta.negotiated!, { type: "eob", chunk: Buffer.from("The last text", "latin1") });
     const o = (await mta.perform(step)) as EndOfMessageOutcome;
     expectStatus(o, "continue");
+    for (const c of s.children) expect(c.events("end-of-message").map((e) => e.chunk)).toEqual(["The last text"]);
     expect(s.children[0].bodyChunks(m[0])).toEqual(["The last text"]);
     expect(s.children[1].bodyChunks(m[1]).join("")).toBe("Hi,The last text");
     expect(received(s.children, "end-of-message", m)).toEqual([1, 1]);
+  });
+
+  test("end-of-message-chunk-reject: a child that rejects on the E data rejects the message; the next is not asked", async () => {
+    s = await setup({
+      scripts: [{ endOfMessage: (cmd: { chunk?: Uint8Array }) => (cmd.chunk && Buffer.from(cmd.chunk).toString("latin1") === "reject me" ? Reject : Continue) }, {}],
+    });
+    const mta = await s.mta();
+    await chain(mta, "body");
+    const step = prepareStep(mta.negotiated!, { type: "eob", chunk: Buffer.from("reject me", "latin1") });
+    expectStatus((await mta.perform(step)) as EndOfMessageOutcome, "reject");
+    expect(received(s.children, "end-of-message")).toEqual([1, 0]);
   });
 
   test("end-of-message-accept: 10026 accepts EOM, 10027 is still processed, MTA continue", async () => {
@@ -278,6 +293,16 @@ describe("end of message", () => {
     await chain(mta, "body");
     expectStatus(await SESSION.endOfMessage(mta), "continue");
     expect(s.children[1].bodyChunks()).toEqual(["Replaced body\r\n"]);
+  });
+
+  // Issue 15: Postfix keeps a body as lines, so the milter after one that replaced the body
+  // without a final line end gets that line with its end (seen with opendkim's body hash).
+  test("end-of-message-replaced without a final line end: 10027 gets it with CRLF (Postfix)", async () => {
+    s = await setup({ scripts: [{ endOfMessage: eom([{ type: "replbody", chunk: Buffer.from("Replaced\r\nbody") }]) }, {}] });
+    const mta = await s.mta();
+    await chain(mta, "body");
+    expectStatus(await SESSION.endOfMessage(mta), "continue");
+    expect(s.children[1].bodyChunks().join("")).toBe("Replaced\r\nbody\r\n");
   });
 
   test("end-of-message-again: EOM of a second message", async () => {

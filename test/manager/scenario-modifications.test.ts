@@ -86,6 +86,7 @@ describe("headers", () => {
       milters: [EVAL],
     });
     const o = await message();
+    // Issue 15: `h` appends at the end, as the MTA does for a child talking to it directly.
     expect(mtaHeaders([FROM], o)).toEqual([FROM, { name: "X-Test-Header2", value: "Test Header2 Value" }]);
     // The evaluation child's header is not in the message the next child sees either.
     expect(s.children[1].events("header").map((h) => h.name)).toEqual(["From"]);
@@ -114,7 +115,10 @@ describe("headers", () => {
     expect(mtaHeaders([FROM], o)).toEqual([FROM, { name: "X-Test-Header2", value: "v" }]);
   });
 
-  test("insert-header: X1 at 2, X2 at 1 → From, X2, X1", async () => {
+  // Issue 15 item 3: `i` counts the MTA's own Received: (index 0, never shown to milters), as
+  // Postfix and Sendmail do when the children talk to them directly: index 1 is above From,
+  // index 2 after it. (milter-manager's scenario expected From, X2, X1.)
+  test("insert-header: X1 at 2, X2 at 1 → X2, From, X1", async () => {
     s = await setup({
       scripts: [
         { endOfMessage: eomMods([{ type: "insheader", index: 2, name: "X-Test-Header1", value: "Test Header1 Value" }]) },
@@ -122,7 +126,7 @@ describe("headers", () => {
       ],
     });
     const o = await message();
-    expect(mtaHeaders([FROM], o)).toEqual([FROM, { name: "X-Test-Header2", value: "Test Header2 Value" }, { name: "X-Test-Header1", value: "Test Header1 Value" }]);
+    expect(mtaHeaders([FROM], o)).toEqual([{ name: "X-Test-Header2", value: "Test Header2 Value" }, FROM, { name: "X-Test-Header1", value: "Test Header1 Value" }]);
   });
 
   test("insert-header-with-leading-space", async () => {
@@ -134,10 +138,10 @@ describe("headers", () => {
     });
     const from = { name: "From", value: " <kou+sender@example.com>" };
     const o = await message([from], "Hi,", { protocol: SMFIP_HDR_LEADSPC });
-    expect(mtaHeaders([from], o)).toEqual([from, { name: "X-Test-Header2", value: " Test Header2 Value" }, { name: "X-Test-Header1", value: " Test Header1 Value" }]);
+    expect(mtaHeaders([from], o)).toEqual([{ name: "X-Test-Header2", value: " Test Header2 Value" }, from, { name: "X-Test-Header1", value: " Test Header1 Value" }]);
   });
 
-  test("insert-header-evaluation: From, X2", async () => {
+  test("insert-header-evaluation: X2, From (index 1 is above From, see insert-header)", async () => {
     s = await setup({
       scripts: [
         { endOfMessage: eomMods([{ type: "insheader", index: 2, name: "X-Test-Header1", value: "Test Header1 Value" }]) },
@@ -146,21 +150,24 @@ describe("headers", () => {
       milters: [EVAL],
     });
     const o = await message();
-    expect(mtaHeaders([FROM], o)).toEqual([FROM, { name: "X-Test-Header2", value: "Test Header2 Value" }]);
+    expect(mtaHeaders([FROM], o)).toEqual([{ name: "X-Test-Header2", value: "Test Header2 Value" }, FROM]);
   });
 
   const X1 = { name: "X-Test-Header1", value: "Test-Header1-Value1" };
   const addX1 = eomMods([{ type: "addheader", name: "X-Test-Header1", value: "Test-Header1-Value2" }]);
   const changeX1 = eomMods([{ type: "chgheader", index: 1, name: "X-Test-Header1", value: "Replaced Value" }]);
 
-  test("change-header: X1:Replaced Value, X1:Test-Header1-Value1", async () => {
+  // Issue 15: `h` appends at the end, as Postfix and Sendmail do for a child talking to them
+  // directly (milter-manager put it before the first header of the same name, so there the
+  // second child saw Value2 first and replaced it).
+  test("change-header: X1:Replaced Value, X1:Test-Header1-Value2", async () => {
     s = await setup({ scripts: [{ endOfMessage: addX1 }, { endOfMessage: changeX1 }] });
     const o = await message([X1]);
-    expect(mtaHeaders([X1], o)).toEqual([{ name: "X-Test-Header1", value: "Replaced Value" }, X1]);
-    expect(s.children[1].events("header").map((h) => h.value)).toEqual(["Test-Header1-Value2", "Test-Header1-Value1"]);
+    expect(mtaHeaders([X1], o)).toEqual([{ name: "X-Test-Header1", value: "Replaced Value" }, { name: "X-Test-Header1", value: "Test-Header1-Value2" }]);
+    expect(s.children[1].events("header").map((h) => h.value)).toEqual(["Test-Header1-Value1", "Test-Header1-Value2"]);
   });
 
-  test("change-header-with-leading-space: X1: Replaced Value (space added), X1:Test-Header1-Value1", async () => {
+  test("change-header-with-leading-space: X1: Replaced Value (space added), X1: Test-Header1-Value2 (appended, see change-header)", async () => {
     s = await setup({
       scripts: [
         { protocol: SMFIP_HDR_LEADSPC, endOfMessage: eomMods([{ type: "addheader", name: "X-Test-Header1", value: " Test-Header1-Value2" }]) },
@@ -168,13 +175,13 @@ describe("headers", () => {
       ],
     });
     const o = await message([X1], "Hi,", { protocol: SMFIP_HDR_LEADSPC });
-    expect(mtaHeaders([X1], o)).toEqual([{ name: "X-Test-Header1", value: " Replaced Value" }, X1]);
+    expect(mtaHeaders([X1], o)).toEqual([{ name: "X-Test-Header1", value: " Replaced Value" }, { name: "X-Test-Header1", value: " Test-Header1-Value2" }]);
   });
 
-  test("change-header-evaluation: X1:Test-Header1-Value2, X1:Test-Header1-Value1", async () => {
+  test("change-header-evaluation: X1:Test-Header1-Value1, X1:Test-Header1-Value2 (appended, see change-header)", async () => {
     s = await setup({ scripts: [{ endOfMessage: addX1 }, { endOfMessage: changeX1 }], milters: [{}, EVAL] });
     const o = await message([X1]);
-    expect(mtaHeaders([X1], o)).toEqual([{ name: "X-Test-Header1", value: "Test-Header1-Value2" }, X1]);
+    expect(mtaHeaders([X1], o)).toEqual([X1, { name: "X-Test-Header1", value: "Test-Header1-Value2" }]);
   });
 
   const addX2 = eomMods([{ type: "addheader", name: "X-Test-Header2", value: "Test Header2 Value" }]);
@@ -282,7 +289,8 @@ describe("body", () => {
     s = await setup({ scripts: [{ endOfMessage: eomMods([body("This is "), body("the replaced "), body("message by client1.")]) }, {}] });
     const o = await message();
     expect(bodyOf(o)).toEqual(["This is the replaced message by client1."]);
-    expect(s.children[1].bodyChunks()).toEqual(["This is the replaced message by client1."]);
+    // Issue 15: as Postfix shows it to the next milter, the last line ended (Postfix keeps lines)
+    expect(s.children[1].bodyChunks()).toEqual(["This is the replaced message by client1.\r\n"]);
   });
 
   test("replace-body-overwrite: only 10027's text; 10027 had received 10026's", async () => {
@@ -291,7 +299,7 @@ describe("body", () => {
     });
     const o = await message();
     expect(bodyOf(o)).toEqual(["client2 body"]);
-    expect(s.children[1].bodyChunks()).toEqual(["client1 body"]);
+    expect(s.children[1].bodyChunks()).toEqual(["client1 body\r\n"]); // last line ended, see replace-body
   });
 
   test("replace-body-evaluation: none; 10027 receives the original body", async () => {

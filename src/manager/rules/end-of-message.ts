@@ -12,21 +12,29 @@
 //   otherwise its modifications are applied to the message (evaluation mode: only logged) and
 //             the next child takes over
 // A condition stop: the child gets ABORT and counts as accept, with no modifications.
+// After a quarantine, Postfix asks no further milter (docs/transparency.md): the remaining
+// children get ABORT. Sendmail goes on.
 // The MTA gets one reply: the modifications (header diff against the message as it arrived,
 // change of sender, recipients, replaced body, quarantine) then the compiled answer.
 import type { ModificationReply, ChgfromReply } from "../../milter/index.ts";
 import type { Modification } from "../../mta-side/outcome.ts";
 import { headerAddLine } from "../../runtime/statistics.ts";
-import { addLeadingSpace, diffHeaders, type Header, type HeaderList } from "../headers.ts";
+import { addLeadingSpace, diffHeaders, type Header, type HeaderList, type MtaKind } from "../headers.ts";
 import { type ChildAnswer, isRefusal, type Status } from "./answers.ts";
 import type { StopRule } from "./envelope.ts";
 
 /** "done": the child's modifications are applied and it leaves; "refuse": the message ends. */
 export type EomMove = "done" | "refuse";
 
-export const END_OF_MESSAGE: { readonly answer: (compiled: Status) => EomMove; readonly stop: StopRule } = {
+export const END_OF_MESSAGE: {
+  readonly answer: (compiled: Status) => EomMove;
+  readonly stop: StopRule;
+  /** Does a quarantine end the chain (the remaining children get ABORT)? */
+  readonly quarantineEndsChain: (mta: MtaKind) => boolean;
+} = {
   answer: (s) => (isRefusal(s) ? "refuse" : "done"),
   stop: { compiled: { status: "accept" } satisfies ChildAnswer, child: "abort" },
+  quarantineEndsChain: (mta) => mta === "postfix",
 };
 
 /** The message as the children change it: its headers and its body (body.ts BodyBuffer). */
@@ -66,11 +74,27 @@ export class MessageEdits {
   private readonly recipients: ModificationReply[] = [];
   private quarantine: string | undefined;
   private bodyReplaced = false;
+  private lineEndMissing = false;
 
   constructor(
     private readonly message: EditedMessage,
     private readonly env: EditsEnv,
   ) {}
+
+  /** A child quarantined the message. */
+  get quarantined(): boolean {
+    return this.quarantine !== undefined;
+  }
+
+  /** A child replaced the body (the MTA's end-of-message data belonged to the old one). */
+  get replacedBody(): boolean {
+    return this.bodyReplaced;
+  }
+
+  /** The replaced body's last line has no line end (Postfix adds it for the next milter). */
+  get replacedBodyLacksLineEnd(): boolean {
+    return this.bodyReplaced && this.lineEndMissing;
+  }
 
   /** Apply one child's end-of-message modifications, in the order it sent them. */
   apply(child: EditingChild, mods: readonly Modification[]): void {
@@ -84,6 +108,7 @@ export class MessageEdits {
     const space = this.env.leadingSpace && !child.leadingSpace ? addLeadingSpace : (v: string) => v;
     // The child's first replace-body packet replaces the body, its next ones continue it; a later child starts over.
     let replacing = false;
+    let last = 0x0a;
     for (const m of mods) {
       switch (m.type) {
         case "add-header":
@@ -118,17 +143,19 @@ export class MessageEdits {
             this.bodyReplaced = true;
           }
           this.message.body.append(m.chunk);
+          if (m.chunk.length > 0) last = m.chunk[m.chunk.length - 1];
           break;
         case "quarantine":
           this.quarantine = m.reason;
           break;
       }
     }
+    if (replacing) this.lineEndMissing = last !== 0x0a;
   }
 
   /** Everything the MTA must do to the message, in one list: headers, sender, recipients, body, quarantine. */
   packets(original: readonly Header[]): ModificationReply[] {
-    const out: ModificationReply[] = diffHeaders(original, this.message.headers.items);
+    const out: ModificationReply[] = diffHeaders(original, this.message.headers.all);
     if (this.changeFrom) out.push(this.changeFrom);
     out.push(...this.recipients);
     if (this.bodyReplaced) {

@@ -16,8 +16,15 @@ interface MtaHeader extends Header {
  * name (case-insensitive, 0 = 1): empty value deletes (later indexes shift, or a tombstone with
  * `sendmail`), a missing one is appended (change) or ignored (delete).
  */
-export function applyHeaderPackets(orig: readonly Header[], packets: readonly (HeaderPacket | ModificationReply)[], opts: { sendmail?: boolean } = {}): Header[] {
-  const list: MtaHeader[] = [{ name: "Received", value: "by mta", hidden: true }, ...orig.map((h) => ({ ...h }))];
+export function applyHeaderPackets(
+  orig: readonly Header[],
+  packets: readonly (HeaderPacket | ModificationReply)[],
+  opts: { sendmail?: boolean; full?: boolean } = {},
+): Header[] {
+  // full: `orig` is a whole list whose hidden entries are named ":..." (HeaderList.all); the result keeps them too
+  const list: MtaHeader[] = opts.full
+    ? orig.map((h) => ({ ...h, hidden: h.name.startsWith(":") }))
+    : [{ name: "Received", value: "by mta", hidden: true }, ...orig.map((h) => ({ ...h }))];
   for (const p of packets) {
     if (p.type === "addheader") list.push({ name: p.name, value: p.value });
     else if (p.type === "insheader") list.splice(Math.min(p.index, list.length), 0, { name: p.name, value: p.value });
@@ -34,5 +41,5 @@ export function applyHeaderPackets(orig: readonly Header[], packets: readonly (H
       } else list[pos] = { name: p.name, value: p.value };
     }
   }
-  return list.filter((h) => !h.hidden && !h.tombstone).map(({ name, value }) => ({ name, value }));
+  return list.filter((h) => (opts.full || !h.hidden) && !h.tombstone).map(({ name, value }) => ({ name, value }));
 }
