@@ -6,7 +6,7 @@
  * order. Compared after masking (lib/transparency.ts): the smtp-sink dump, or for a quarantined
  * message the queue's control file (sender, recipients, quarantine reason, headers) and body.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, test } from "bun:test";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { dumpFiles, e2eSkipReason, freePorts, makeDir, makeTempDir, type Peer, pollUntil, sendMail, type Sink, startPostfixSmtpSink } from "./lib/index.ts";
@@ -14,23 +14,16 @@ import { queuedMessage, type SendmailInstance, sendmailSkipReason, startSendmail
 import {
   CHAINS,
   type ChildName,
-  firstDifference,
-  type ManagerProcess,
+  compareChain,
+  type Delivery,
   maskDelivery,
-  startManagerProcess,
   startTransparencyChildren,
-  TRANSPARENCY_MESSAGES,
   type TestMessage,
 } from "./lib/transparency.ts";
 
 const skip = e2eSkipReason() ?? sendmailSkipReason();
 if (skip) console.warn(`SKIP test/e2e/transparency-sendmail.test.ts: ${skip}`);
 
-interface Delivery {
-  reply: string;
-  where: "delivered" | "held";
-  text: string;
-}
 
 describe.skipIf(!!skip)("transparency on Sendmail: children directly vs through the manager", () => {
   let sink: Sink;
@@ -93,28 +86,7 @@ describe.skipIf(!!skip)("transparency on Sendmail: children directly vs through 
   CHAINS.forEach((chain, i) => {
     test(`${chain.join(" -> ")}: same deliveries directly and through the manager`, async () => {
       const s = ports[i];
-      const manager: ManagerProcess = await startManagerProcess(
-        chain.map((c) => ({ name: c, spec: peers.get(c)!.spec })),
-        { socket: s.socket },
-      );
-      try {
-        for (const msg of TRANSPARENCY_MESSAGES) {
-          const direct = await deliver(s.direct, msg);
-          const via = await deliver(s.manager, msg);
-          if (process.env.MK_TR_DUMP) {
-            // MK_TR_DUMP=DIR keeps both deliveries of every case (masked) for inspection
-            fs.writeFileSync(`${process.env.MK_TR_DUMP}/sm-${chain.join("_")}-${msg.name}.direct`, direct.text);
-            fs.writeFileSync(`${process.env.MK_TR_DUMP}/sm-${chain.join("_")}-${msg.name}.manager`, via.text);
-          }
-          if (via.text !== direct.text) {
-            throw new Error(`${chain.join(" -> ")} / ${msg.name}: delivered messages differ\n${firstDifference(direct.text, via.text)}`);
-          }
-          expect({ reply: via.reply, where: via.where }).toEqual({ reply: direct.reply, where: direct.where });
-          expect(direct.text.length).toBeGreaterThan(0);
-        }
-      } finally {
-        await manager.stop();
-      }
+      await compareChain({ chain, peers, socket: s.socket, deliver: (which, msg) => deliver(s[which], msg), dumpPrefix: "sm-" });
     }, 180_000);
   });
 });

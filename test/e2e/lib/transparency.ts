@@ -12,6 +12,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { expect } from "bun:test";
 import { makeTempDir } from "./dirs.ts";
 import { type ModMode, type Peer, startModMilter, startOpendkim, startPymilter } from "./peers.ts";
 import { waitForUnix } from "./ports.ts";
@@ -240,4 +241,51 @@ export async function startTransparencyChildren(): Promise<Map<ChildName, Peer>>
     (async () => ["opendkim", await startOpendkim({ unix: true })] as const)(),
   ]);
   return new Map(started.map(([n, p]) => [n as ChildName, p]));
+}
+
+/** One message as the MTA handled it, masked (maskDelivery). */
+export interface Delivery {
+  /** the final SMTP reply, queue id masked */
+  reply: string;
+  /** delivered to the sink, or kept in the MTA's queue (quarantine) */
+  where: "delivered" | "held";
+  text: string;
+}
+
+/**
+ * One case of a transparency suite: start the manager with `chain` on `socket`, send every test
+ * message on the direct port and on the manager's port, and expect the same delivery.
+ * MK_TR_DUMP=DIR keeps both deliveries of every case (masked) for inspection, named PREFIX+chain.
+ */
+export async function compareChain(o: {
+  chain: string[];
+  peers: Map<string, { spec: string }>;
+  socket: string;
+  deliver: (which: "direct" | "manager", msg: TestMessage) => Promise<Delivery>;
+  dumpPrefix: string;
+}): Promise<void> {
+  const label = o.chain.join(" -> ");
+  const manager = await startManagerProcess(
+    o.chain.map((c) => ({ name: c, spec: o.peers.get(c)!.spec })),
+    { socket: o.socket },
+  );
+  try {
+    for (const msg of TRANSPARENCY_MESSAGES) {
+      const direct = await o.deliver("direct", msg);
+      const via = await o.deliver("manager", msg);
+      const dumpDir = process.env.MK_TR_DUMP;
+      if (dumpDir) {
+        const base = `${dumpDir}/${o.dumpPrefix}${o.chain.join("_")}-${msg.name}`;
+        fs.writeFileSync(`${base}.direct`, direct.text);
+        fs.writeFileSync(`${base}.manager`, via.text);
+      }
+      if (via.text !== direct.text) {
+        throw new Error(`${label} / ${msg.name}: delivered messages differ\n${firstDifference(direct.text, via.text)}`);
+      }
+      expect({ reply: via.reply, where: via.where }).toEqual({ reply: direct.reply, where: direct.where });
+      expect(direct.text.length).toBeGreaterThan(0);
+    }
+  } finally {
+    await manager.stop();
+  }
 }
