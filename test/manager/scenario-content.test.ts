@@ -6,6 +6,8 @@ import { Accept, Continue, Discard, eom, Reject, Skip, Tempfail } from "../../sr
 import { type EndOfMessageOutcome, prepareStep } from "../../src/mta-side/index.ts";
 import type { Conditions } from "../../src/manager/stop-hook.ts";
 import { chain, eventually, expectStatus, marks, received, SESSION, type Setup, setup } from "./support/harness.ts";
+import { defaultMilter } from "../../src/manager/config/schema.ts";
+import { startScriptedMilter } from "../mta-side/scripted-milter.ts";
 
 let s: Setup;
 afterEach(async () => {
@@ -125,6 +127,35 @@ describe("body", () => {
     expectStatus(await SESSION.endOfMessage(mta), "continue");
     expect(received(s.children, "end-of-message", e)).toEqual([1, 1]);
     expect(s.children[1].bodyChunks()).toEqual(["SkipContinue"]);
+  });
+
+  // Issue 15 item 2: a child answering skip to a body chunk without SMFIP_SKIP was dropped as a
+  // protocol error (counted as its fallback, never got end-of-message); now the skip is honoured
+  // and logged at debug, as milter-manager does.
+  test("body-skip-not-negotiated: honoured and logged at debug; the child stays and gets end-of-message", async () => {
+    let bodies = 0;
+    const raw = startScriptedMilter({ onCommand: (cmd) => (cmd.type === "body" && ++bodies === 1 ? [{ type: "skip" }] : "default") });
+    const logs: string[] = [];
+    try {
+      s = await setup({
+        scripts: [{}],
+        before: [defaultMilter("raw-skipper", raw.spec)],
+        engine: { log: { enabled: () => true, write: (level, text) => logs.push(`${level} ${text}`) } },
+      });
+      const mta = await s.mta();
+      await chain(mta, "endOfHeader");
+      expectStatus(await SESSION.body(mta, "Skip"), "continue");
+      expectStatus(await SESSION.body(mta, "more"), "continue");
+      expectStatus(await SESSION.endOfMessage(mta), "continue");
+      const cmds = raw.all().map((c) => c.type);
+      expect(cmds.filter((t) => t === "body")).toHaveLength(1); // nothing more after its skip
+      expect(cmds).toContain("eob");
+      expect(s.children[0].bodyChunks().join("")).toBe("Skipmore");
+      expect(logs.some((l) => l.startsWith("debug") && l.includes("SMFIP_SKIP was not negotiated; honoured"))).toBe(true);
+      expect(logs.some((l) => l.includes("raw-skipper failed"))).toBe(false);
+    } finally {
+      raw.stop();
+    }
   });
 
   test("body-skip-all: both skip; 10027 gets the whole body at EOM", async () => {
