@@ -20,6 +20,15 @@ const tool: Tool = {
       if (e instanceof CliOptionError) throw new UsageError(e.message);
       throw e;
     }
+    if (opts.importConfig !== undefined) {
+      const { runImport } = await import("../manager/migrate/index.ts");
+      return runImport(opts.importConfig, { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) });
+    }
+    if (opts.detect) {
+      const { detectMilters, formatDetection } = await import("../manager/detect/index.ts");
+      process.stdout.write(formatDetection(detectMilters()));
+      return 0;
+    }
     const source = resolveConfigSource({ configFile: opts.configFile, configDir: opts.configDir });
     const load = () => loadEffectiveConfig(source, opts.overrides);
     let loaded;

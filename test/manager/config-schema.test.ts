@@ -40,6 +40,7 @@ describe("defaults", () => {
       connection_check_interval: 0,
       chunk_size: 65535,
       max_pending_finished_sessions: 0,
+      auto_detect: "auto",
     });
     expect(c.controller).toEqual({
       connection_spec: null,

@@ -55,6 +55,11 @@ export const MANAGER_TABLE: ToolOptions = {
     },
     { long: "config", value: "required", valueName: "FILE", section: "config", complete: "file", description: "Read only this configuration file (.ts, .js, .json or .toml)" },
     { long: "show-config", section: "config", description: "Print the effective configuration as TOML, with where each item was set, and exit" },
+    {
+      long: "import-config", value: "required", valueName: "FILE", section: "config", complete: "file",
+      description: "Convert milter manager's Ruby configuration FILE (milter-manager.conf) to milterkit's TOML on standard output and exit; exit 2 when some of it must be ported by hand",
+    },
+    { long: "detect", section: "config", description: "Print the installed milters auto-detection finds, with the file and line each came from, and exit [manager.auto_detect]" },
     ...DAEMON_OPTIONS.map((d) => ({ ...d, ...MANAGER_WORDING[d.long], item: ITEMS[d.long] })),
     ...helpOptions({ h: true }),
     { long: "help-all", section: "help", description: "Same as --help" },

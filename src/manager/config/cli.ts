@@ -22,6 +22,10 @@ export interface ManagerArgs {
   configDir?: string;
   /** `--show-config` */
   showConfig: boolean;
+  /** `--import-config=FILE`: convert a milter manager configuration to TOML and exit */
+  importConfig?: string;
+  /** `--detect`: print the milters auto-detection would use, and from where, and exit */
+  detect: boolean;
   /** `--help-all` / `--help-milter` (plain --help is answered by the tool runner) */
   help: boolean;
   /** Item overrides, at most one per item (the last option given wins). */
@@ -101,6 +105,8 @@ const APPLY: Record<string, Apply> = {
   "config-dir": (a, v) => { a.configDir = v; },
   "config": (a, v) => { a.configFile = v; },
   "show-config": (a) => { a.showConfig = true; },
+  "import-config": (a, v) => { a.importConfig = v; },
+  "detect": (a) => { a.detect = true; },
   "help": (a) => { a.help = true; },
   "help-all": (a) => { a.help = true; },
   "help-milter": (a) => { a.help = true; },
@@ -109,7 +115,7 @@ const APPLY: Record<string, Apply> = {
 
 /** The scanned command line as the manager's arguments, applied in order (so `-v --log-level error` ends at error). */
 export function managerArgs(scanned: Scanned): ManagerArgs {
-  const args: ManagerArgs = { showConfig: false, help: false, overrides: [] };
+  const args: ManagerArgs = { showConfig: false, detect: false, help: false, overrides: [] };
   if (scanned.operands.length > 0) throw new CliOptionError(`unexpected argument '${scanned.operands[0]}' (the manager takes options only)`);
   for (const o of scanned.occurrences) {
     const apply = APPLY[o.def.long];

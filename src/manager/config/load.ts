@@ -7,6 +7,7 @@ import { lstatSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, extname, isAbsolute, join, resolve } from "node:path";
 import { z } from "zod";
 import { registerMilterkitModule } from "./define.ts";
+import { type Detection, detectMilters, detectRoot, milterEntry } from "../detect/index.ts";
 import { type ItemPath, LineMap, parseJsonWithLines, SourceSyntaxError, tomlErrorLine, tomlLines } from "./locate.ts";
 import {
   BUILTIN_CONDITION_NAMES,
@@ -28,6 +29,7 @@ import {
 export type Origin =
   | { kind: "default" }
   | { kind: "file"; file: string; line?: number }
+  | { kind: "detected"; file: string; line?: number }
   | { kind: "command-line"; option: string };
 
 /** Item key (see itemKey / milterKey) → Origin. Every item of the effective configuration has one. */
@@ -59,6 +61,8 @@ export interface LoadedConfig {
   builtInDefault: boolean;
   /** Things worth one log line each (built-in default in use, ignored files, ...). */
   notes: string[];
+  /** What auto-detection found, when it ran (manager.auto_detect). */
+  detection?: Detection;
 }
 
 /** A configuration problem; the message names the file, the item and what is wrong. */
@@ -101,6 +105,7 @@ export function conditionKey(name: string): string {
 export function formatOrigin(o: Origin | undefined): string {
   if (!o || o.kind === "default") return "default";
   if (o.kind === "command-line") return `command line (${o.option})`;
+  if (o.kind === "detected") return `detected from ${o.line === undefined ? o.file : `${o.file}:${o.line}`}`;
   return o.line === undefined ? o.file : `${o.file}:${o.line}`;
 }
 
@@ -159,6 +164,14 @@ export function configFiles(source: ConfigSource): { files: string[]; notes: str
     for (const other of mains.slice(1)) notes.push(`ignored ${join(dir, other)}: ${mains[0]} is used`);
   }
   const confD = join(dir, CONF_D);
+  if (mains.length === 0 && !isDirectory(confD) && exists(join(dir, "milter-manager.conf"))) {
+    // milter manager's directory: running on the built-in default would filter nothing.
+    const conf = join(dir, "milter-manager.conf");
+    throw new ConfigError(
+      `${dir} holds milter manager's ${conf} and no milterkit configuration; convert it with: ` +
+        `milter-manager --import-config=${conf} > ${join(dir, MAIN_FILE_NAMES[3])}`,
+    );
+  }
   if (isDirectory(confD)) {
     const names = readdirSync(confD).filter((n) => !n.startsWith(".")).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     for (const name of names) {
@@ -178,6 +191,8 @@ export interface Layer {
   file: string;
   content: ConfigFileContent;
   lines?: LineMap;
+  /** Where an item came from, when not `file` at a line of `lines` (detected milters). */
+  originOf?: (path: ItemPath) => Origin | undefined;
 }
 
 let importSequence = 0;
@@ -320,6 +335,9 @@ export async function readConfigFile(file: string): Promise<Layer> {
   const format = FORMATS[extname(file)];
   if (!format) {
     readText(file); // a missing file is reported as such first
+    if (basename(file) === "milter-manager.conf" || extname(file) === ".conf") {
+      throw new ConfigError(`${file}: this looks like a milter manager configuration (Ruby); convert it with: milter-manager --import-config=${file} > milterkit.config.toml`, file);
+    }
     throw new ConfigError(`${file}: unsupported configuration file type "${extname(file) || basename(file)}" (expected .ts, .js, .json or .toml)`, file);
   }
   const { raw, lines } = await readRaw(file, format);
@@ -343,7 +361,7 @@ function defaultOrigins(config: ManagerConfig): ConfigOrigins {
 
 function applyLayer(config: ManagerConfig, origins: ConfigOrigins, layer: Layer): void {
   const { content, file, lines } = layer;
-  const at = (path: ItemPath): Origin => ({ kind: "file", file, line: lines?.lookup(path) });
+  const at = (path: ItemPath): Origin => layer.originOf?.(path) ?? { kind: "file", file, line: lines?.lookup(path) };
   const set = (target: object, key: string, value: unknown) => {
     (target as Record<string, unknown>)[key] = structuredClone(value);
   };
@@ -402,7 +420,8 @@ function checkMerged(config: ManagerConfig, origins: ConfigOrigins): void {
   const milterNames = new Set(config.milters.map((m) => m.name));
 
   for (const m of config.milters) {
-    if (m.connection_spec === "") {
+    // A disabled entry without a socket only switches off a detected milter of that name.
+    if (m.connection_spec === "" && m.enabled) {
       problems.push(`✖ milter "${m.name}" has no connection_spec\n  → at milters["${m.name}"], ${where(milterKey(m.name))}`);
     }
     for (const c of m.applicable_conditions) {
@@ -456,20 +475,54 @@ export function mergeLayers(layers: readonly Layer[]): { config: ManagerConfig; 
  * Call it again (same arguments) to reload: the overrides survive every reload.
  * Throws ConfigError with a message fit for the administrator.
  */
-export async function loadEffectiveConfig(source: ConfigSource, overrides: readonly Override[] = []): Promise<LoadedConfig> {
+export async function loadEffectiveConfig(
+  source: ConfigSource,
+  overrides: readonly Override[] = [],
+  opts: { detectRoot?: string } = {},
+): Promise<LoadedConfig> {
   const { files, notes } = configFiles(source);
   const layers: Layer[] = [];
   for (const file of files) layers.push(await readConfigFile(file));
-  const { config, origins } = mergeLayers(layers);
+  let { config, origins } = mergeLayers(layers);
   applyOverrides(config, origins, overrides);
-  checkMerged(config, origins);
   const builtInDefault = files.length === 0;
+  let detection: Detection | undefined;
+  const auto = config.manager.auto_detect;
+  if (auto === true || (auto === "auto" && builtInDefault)) {
+    detection = detectMilters(opts.detectRoot ?? detectRoot());
+    // Detected milters go under the files: a file's milter of the same name overrides them item by item.
+    ({ config, origins } = mergeLayers([detectedLayer(detection), ...layers]));
+    applyOverrides(config, origins, overrides);
+    notes.push(detectionNote(detection));
+  }
+  checkMerged(config, origins);
   if (builtInDefault && source.kind === "dir") {
     const where = exists(source.dir) ? `in ${source.dir}` : `(${source.dir} does not exist)`;
-    notes.unshift(
-      `no configuration file ${where}: using the built-in default (listen on ${config.manager.connection_spec}, ` +
-        `no child milters, every session answered with manager.fallback_status "${config.manager.fallback_status}")`,
-    );
+    const children = config.milters.length === 0
+      ? `no child milters, every session answered with manager.fallback_status "${config.manager.fallback_status}"`
+      : `the detected child milters`;
+    notes.unshift(`no configuration file ${where}: using the built-in default (listen on ${config.manager.connection_spec}, ${children})`);
   }
-  return { config, origins, source, files, builtInDefault, notes };
+  return { config, origins, source, files, builtInDefault, notes, detection };
+}
+
+/** The detected milters as a layer of their own, each item's origin the file and line it was read from. */
+export function detectedLayer(d: Detection): Layer {
+  const entries = d.detected.map(milterEntry);
+  return {
+    file: "(auto-detection)",
+    content: { milters: entries.map((e) => e.milter) },
+    originOf: (path) => {
+      if (path[0] !== "milters" || typeof path[1] !== "number") return undefined;
+      const o = entries[path[1]]?.origins.get((path[2] ?? "") as never);
+      return o ? { kind: "detected", file: o.file, line: o.line } : undefined;
+    },
+  };
+}
+
+function detectionNote(d: Detection): string {
+  const found = d.detected.map((m) => `${m.name} (${m.connection_spec})`);
+  const skipped = d.skipped.map((s) => `${s.name}: ${s.why}`);
+  return `auto-detection${d.root === "/" ? "" : ` under ${d.root}`}: ${found.length === 0 ? "no milter found" : `found ${found.join(", ")}`}` +
+    (skipped.length > 0 ? `; not used: ${skipped.join("; ")}` : "");
 }

@@ -120,7 +120,16 @@ export interface ManagerSection {
   chunk_size: number;
   /** Clean up finished sessions after at most N pending ones; 0 = only when idle. Default 0. */
   max_pending_finished_sessions: number;
+  /**
+   * Detect the milters installed and enabled on this Debian system (src/manager/detect/) and use
+   * them as children under the configured ones: "auto" = only when no configuration file is
+   * found; true = always (milter manager's `load_default`); false = never. Default "auto".
+   */
+  auto_detect: AutoDetect;
 }
+
+export const AUTO_DETECT_VALUES = ["auto", true, false] as const;
+export type AutoDetect = (typeof AUTO_DETECT_VALUES)[number];
 
 /** `controller.*` (the control socket; disabled while `connection_spec` is null). */
 export interface ControllerConfig {
@@ -216,6 +225,7 @@ const DEFAULTS: ManagerConfig = {
     connection_check_interval: 0,
     chunk_size: 65535,
     max_pending_finished_sessions: 0,
+    auto_detect: "auto",
   },
   controller: {
     connection_spec: null,
@@ -375,6 +385,7 @@ export const ManagerSectionSchema = z.strictObject({
   connection_check_interval: seconds,
   chunk_size: z.number().int().min(1).max(65535),
   max_pending_finished_sessions: count,
+  auto_detect: z.union([z.literal("auto"), z.boolean()], { error: 'must be "auto", true or false' }),
 });
 
 export const ControllerSchema = z.strictObject({

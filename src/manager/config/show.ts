@@ -7,6 +7,7 @@
 import { VERSION } from "../../version.ts";
 import { conditionCatalog, conditionNamesOf, stagesOf } from "../conditions/registry.ts";
 import { conditionKey, type ConfigOrigins, formatOrigin, itemKey, type LoadedConfig, milterKey } from "./load.ts";
+import { noChildWarning } from "../fail-open.ts";
 import { ITEM_SECTIONS, type ManagerConfig, MILTER_ITEMS } from "./schema.ts";
 
 /** A TOML basic string. */
@@ -71,6 +72,8 @@ export function formatConfigToml(loaded: Pick<LoadedConfig, "config" | "origins"
     for (const f of loaded.files) out.push(`#   ${f}`);
   }
   for (const n of loaded.notes) out.push(`# note: ${n.replace(/\n/g, " ")}`);
+  const unfiltered = noChildWarning(config);
+  if (unfiltered) out.push(`# warning: ${unfiltered}`);
 
   for (const s of ITEM_SECTIONS) {
     out.push("", `[${s}]`);

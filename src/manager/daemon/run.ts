@@ -14,6 +14,7 @@ import type { ManagerConfig } from "../config/schema.ts";
 import { type ManagerServer, startEngine } from "../engine.ts";
 import { ChildStarter, ProcessLauncher } from "./launcher.ts";
 import { createLog } from "../log.ts";
+import { noChildWarning } from "../fail-open.ts";
 import { formatSpec, parseSpec } from "../../net/spec.ts";
 import { ensureDirectory, runService, type ServiceContext } from "../../runtime/lifecycle.ts";
 import { ConnectionGate, setFileDescriptorLimit } from "../../runtime/limits.ts";
@@ -102,6 +103,11 @@ export async function runManager(startup: ManagerStartup): Promise<number | unde
     logFailures: true,
     prepare(ctx) {
       for (const note of startup.loaded.notes) ctx.announce(note);
+      const unfiltered = noChildWarning(config);
+      if (unfiltered) {
+        if (ctx.log.enabled("warning")) ctx.say("warning", unfiltered);
+        else ctx.announce(`warning: ${unfiltered}`);
+      }
       gate = new ConnectionGate(gateOptions(config, ctx.say));
       if (config.manager.max_file_descriptors > 0) {
         const r = setFileDescriptorLimit(config.manager.max_file_descriptors);
@@ -151,6 +157,8 @@ export async function runManager(startup: ManagerStartup): Promise<number | unde
       gate?.update(gateOptions(config, say));
       engine?.setConfig(config);
       say("message", `configuration reloaded: ${describeMilters(config)}`);
+      const unfiltered = noChildWarning(config);
+      if (unfiltered) say("warning", unfiltered);
     },
     stopping: () => gate?.close(),
     stopped: () => launcher?.close(),
