@@ -412,7 +412,7 @@ function applyLayer(config: ManagerConfig, origins: ConfigOrigins, layer: Layer)
 }
 
 /** Checks that need the merged result: required items and cross references. */
-function checkMerged(config: ManagerConfig, origins: ConfigOrigins): void {
+function checkMerged(config: ManagerConfig, origins: ConfigOrigins, detecting: boolean): void {
   const problems: string[] = [];
   const where = (key: string) => formatOrigin(origins.get(key));
   const rules = config.applicable_conditions.restrict_accounts;
@@ -420,8 +420,8 @@ function checkMerged(config: ManagerConfig, origins: ConfigOrigins): void {
   const milterNames = new Set(config.milters.map((m) => m.name));
 
   for (const m of config.milters) {
-    // A disabled entry without a socket only switches off a detected milter of that name.
-    if (m.connection_spec === "" && m.enabled) {
+    // With auto-detection, a disabled entry without a socket switches off a detected milter of that name.
+    if (m.connection_spec === "" && !(m.enabled === false && detecting)) {
       problems.push(`✖ milter "${m.name}" has no connection_spec\n  → at milters["${m.name}"], ${where(milterKey(m.name))}`);
     }
     for (const c of m.applicable_conditions) {
@@ -495,7 +495,7 @@ export async function loadEffectiveConfig(
     applyOverrides(config, origins, overrides);
     notes.push(detectionNote(detection));
   }
-  checkMerged(config, origins);
+  checkMerged(config, origins, detection !== undefined);
   if (builtInDefault && source.kind === "dir") {
     const where = exists(source.dir) ? `in ${source.dir}` : `(${source.dir} does not exist)`;
     const children = config.milters.length === 0
