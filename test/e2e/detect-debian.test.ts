@@ -52,7 +52,13 @@ describe.skipIf(!!skip)("auto-detection of the installed Debian milters", () => 
 });
 
 describe.skipIf(!!skip)("a session through the manager reaches the detected milters", () => {
-  const stops: (() => void)[] = [];
+  const stops: (() => void | Promise<void>)[] = [];
+  /** SIGTERM, then SIGKILL after 3 s (pyspf-milter can take long to notice SIGTERM). */
+  async function stopChild(p: ReturnType<typeof Bun.spawn>) {
+    p.kill("SIGTERM");
+    if ((await Promise.race([p.exited.then(() => true), Bun.sleep(3000).then(() => false)])) === false) p.kill("SIGKILL");
+    await p.exited;
+  }
   let port = 0;
   let manager: ReturnType<typeof Bun.spawn> | undefined;
   let log = "";
@@ -71,10 +77,12 @@ describe.skipIf(!!skip)("a session through the manager reaches the detected milt
   function forking(cmd: string[], pidFile: string) {
     const r = Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe", timeout: 10_000 });
     if (r.exitCode !== 0) throw new Error(`${cmd.join(" ")}: ${r.stderr.toString()}`);
-    stops.push(() => {
+    const pid = Number(readFileSync(pidFile, "utf8").trim());
+    stops.push(async () => {
       try {
-        process.kill(Number(readFileSync(pidFile, "utf8").trim()), "SIGTERM");
+        process.kill(pid, "SIGTERM");
       } catch {}
+      for (let i = 0; i < 100 && isAlive(pid); i++) await Bun.sleep(50); // it finishes its sessions first
     });
   }
 
@@ -88,11 +96,11 @@ describe.skipIf(!!skip)("a session through the manager reaches the detected milt
     removeStalePidFile("/run/pyspf-milter/pyspf-milter.pid"); // it refuses to start over one, and SIGTERM leaves it
 
     const spf = Bun.spawn(["/usr/bin/pyspf-milter", "/etc/pyspf-milter/pyspf-milter.conf"], { stdout: "ignore", stderr: "ignore" });
-    stops.push(() => spf.kill());
+    stops.push(() => stopChild(spf));
     dir("/var/spool/postfix/spamass", "spamass-milter");
     // The init script's command line with /etc/default/spamass-milter's OPTIONS (-i 127.0.0.1: no spamd needed for local mail).
     const spamass = Bun.spawn(["/usr/sbin/spamass-milter", "-p", "/var/spool/postfix/spamass/spamass.sock", "-u", "spamass-milter", "-i", "127.0.0.1"], { stdout: "ignore", stderr: "ignore" });
-    stops.push(() => spamass.kill());
+    stops.push(() => stopChild(spamass));
     await Promise.all([
       waitForUnix("/run/opendkim/opendkim.sock"),
       waitForUnix("/run/opendmarc/opendmarc.sock"),
@@ -124,7 +132,7 @@ describe.skipIf(!!skip)("a session through the manager reaches the detected milt
   afterAll(async () => {
     manager?.kill("SIGTERM");
     await manager?.exited;
-    for (const stop of stops) stop();
+    await Promise.all(stops.map((stop) => stop()));
   });
 
   test("each reached milter ends the session with its own result", async () => {
