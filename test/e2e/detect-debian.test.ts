@@ -74,24 +74,34 @@ describe.skipIf(!!skip)("a session through the manager reaches the detected milt
       if (pid > 0 && !isAlive(pid)) unlinkSync(path);
     } catch {}
   }
-  function forking(cmd: string[], pidFile: string) {
+  /** libmilter's daemons notice SIGTERM at their next poll of the listening socket: up to 15 s. */
+  async function exitOf(pid: number) {
+    for (let i = 0; i < 300 && isAlive(pid); i++) await Bun.sleep(50);
+  }
+  async function forking(cmd: string[], pidFile: string) {
+    // One left from an earlier run that is still stopping would hold the socket.
+    try {
+      await exitOf(Number(readFileSync(pidFile, "utf8").trim()));
+    } catch {}
     const r = Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe", timeout: 10_000 });
     if (r.exitCode !== 0) throw new Error(`${cmd.join(" ")}: ${r.stderr.toString()}`);
+    // The daemon writes its pid file after forking.
+    for (let i = 0; i < 100 && !existsSync(pidFile); i++) await Bun.sleep(50);
     const pid = Number(readFileSync(pidFile, "utf8").trim());
     stops.push(async () => {
       try {
         process.kill(pid, "SIGTERM");
       } catch {}
-      for (let i = 0; i < 100 && isAlive(pid); i++) await Bun.sleep(50); // it finishes its sessions first
+      await exitOf(pid);
     });
   }
 
   beforeAll(async () => {
     // As their services start them: the daemon reads its own configuration file from /etc.
     dir("/run/opendkim", "opendkim");
-    forking(["/usr/sbin/opendkim"], "/run/opendkim/opendkim.pid");
+    await forking(["/usr/sbin/opendkim"], "/run/opendkim/opendkim.pid");
     dir("/run/opendmarc", "opendmarc");
-    forking(["/usr/sbin/opendmarc"], "/run/opendmarc/opendmarc.pid");
+    await forking(["/usr/sbin/opendmarc"], "/run/opendmarc/opendmarc.pid");
     dir("/run/pyspf-milter", "pyspf-milter");
     removeStalePidFile("/run/pyspf-milter/pyspf-milter.pid"); // it refuses to start over one, and SIGTERM leaves it
 
@@ -133,7 +143,7 @@ describe.skipIf(!!skip)("a session through the manager reaches the detected milt
     manager?.kill("SIGTERM");
     await manager?.exited;
     await Promise.all(stops.map((stop) => stop()));
-  });
+  }, 40_000);
 
   test("each reached milter ends the session with its own result", async () => {
     const r = Bun.spawnSync(
