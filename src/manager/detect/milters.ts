@@ -1,5 +1,5 @@
 // Where each milter packaged for Debian keeps its socket, and the applicable conditions milter
-// manager's Debian defaults give it (docs/milter-manager-compat.md, "Auto-detection").
+// manager's Debian defaults give it (README.md, "Coming from milter manager").
 //
 // A milter is detected when its service is installed (a systemd unit or an init script, and the
 // program it starts exists) and enabled (systemd: a link in multi-user.target.wants; init

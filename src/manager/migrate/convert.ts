@@ -227,6 +227,10 @@ export function importConfig(path: string): Imported {
     // Re-defining a milter moves it to the end of the list, as milter manager does.
     const i = out.milters.findIndex((m) => m.name === name);
     const m: ImportedMilter = i >= 0 ? out.milters.splice(i, 1)[0] : { name, at, items: new Map() };
+    const kept = i >= 0 ? ["fallback_status", "evaluation_mode"].filter((k) => m.items.has(k)) : [];
+    if (kept.length > 0) {
+      out.notes.push({ at, text: `define_milter("${name}") again: milter manager resets ${kept.join(" and ")} here unless set again; the import keeps the earlier value` });
+    }
     out.milters.push(m);
     const param = s.block?.params[0];
     for (const b of s.block?.body ?? []) {
