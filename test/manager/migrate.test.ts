@@ -160,3 +160,33 @@ describe("a milter manager configuration where milterkit's is expected", () => {
     expect((e as Error).message).toContain(`convert it with: milter-manager --import-config=${file}`);
   });
 });
+
+describe("the command line", () => {
+  const MAIN = join(import.meta.dir, "../../src/main.ts");
+  const cli = (args: string[]) => {
+    const r = Bun.spawnSync([process.execPath, MAIN, "manager", ...args], { stdout: "pipe", stderr: "pipe", timeout: 20_000 });
+    return { code: r.exitCode, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
+  };
+
+  test("--import-config exit codes: 0 converted, 2 needs a hand, 1 unreadable", () => {
+    expect(cli([`--import-config=${join(FIX, "admin", "milter-manager.conf")}`]).code).toBe(0);
+    const ruby = cli(["--import-config", join(FIX, "ruby", "milter-manager.conf")]);
+    expect(ruby.code).toBe(2);
+    expect(ruby.stderr).toContain(`${join(FIX, "ruby", "milter-manager.conf")}:9-17: not converted`);
+    expect(cli([`--import-config=${join(tmp, "nope.conf")}`]).code).toBe(1);
+  });
+
+  test("-c on milter manager's directory: exit 1 naming the import command", () => {
+    const d = mkdtempSync(join(tmp, "mm-"));
+    writeFileSync(join(d, "milter-manager.conf"), "load_default\n");
+    const r = cli(["-c", d, "--show-config"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`milter-manager --import-config=${join(d, "milter-manager.conf")}`);
+  });
+
+  test("--detect on a fixture tree", () => {
+    const r = Bun.spawnSync([process.execPath, MAIN, "manager", "--detect"], { stdout: "pipe", env: { ...process.env, MILTERKIT_DETECT_ROOT: DETECT_ROOT }, timeout: 20_000 });
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout.toString()).toContain("opendkim: local:/run/opendkim/opendkim.sock\n  socket from      /etc/opendkim.conf:6\n");
+  });
+});
