@@ -78,16 +78,27 @@ describe.skipIf(!!skip)("a session through the manager reaches the detected milt
   async function exitOf(pid: number) {
     for (let i = 0; i < 300 && isAlive(pid); i++) await Bun.sleep(50);
   }
-  async function forking(cmd: string[], pidFile: string) {
-    // One left from an earlier run that is still stopping would hold the socket.
+  /** The pid in a pid file when that process is alive. */
+  function livePid(pidFile: string): number | undefined {
     try {
-      await exitOf(Number(readFileSync(pidFile, "utf8").trim()));
-    } catch {}
+      const pid = Number(readFileSync(pidFile, "utf8").trim());
+      return pid > 0 && isAlive(pid) ? pid : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  /**
+   * Start a forking daemon as its service does, unless it already runs (a service on this machine,
+   * or one still stopping from an earlier run): then use that one and leave it alone.
+   */
+  async function forking(cmd: string[], pidFile: string) {
+    if (livePid(pidFile) !== undefined) return;
     const r = Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe", timeout: 10_000 });
     if (r.exitCode !== 0) throw new Error(`${cmd.join(" ")}: ${r.stderr.toString()}`);
     // The daemon writes its pid file after forking.
-    for (let i = 0; i < 100 && !existsSync(pidFile); i++) await Bun.sleep(50);
-    const pid = Number(readFileSync(pidFile, "utf8").trim());
+    for (let i = 0; i < 100 && livePid(pidFile) === undefined; i++) await Bun.sleep(50);
+    const pid = livePid(pidFile);
+    if (pid === undefined) throw new Error(`${cmd.join(" ")}: no process in ${pidFile}`);
     stops.push(async () => {
       try {
         process.kill(pid, "SIGTERM");
