@@ -3,7 +3,11 @@
 // `Manual` entry (file, line, why, the Ruby text and, for a condition, a defineCondition skeleton).
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
-import { defaultConfig, ITEM_SECTIONS, type ItemSection, MILTER_ITEMS, BUILTIN_CONDITION_NAMES } from "../config/schema.ts";
+import type { z } from "zod";
+import {
+  BUILTIN_CONDITION_NAMES, ControllerSchema, defaultConfig, ITEM_SECTIONS, type ItemSection, LogSchema, ManagerSectionSchema, MILTER_ITEMS,
+  MilterSchema, SecuritySchema,
+} from "../config/schema.ts";
 import { parseRuby, type Statement, type Value } from "./ruby.ts";
 
 export interface Where {
@@ -69,6 +73,16 @@ const STOPPERS: Record<string, { stage: string; params: string }> = {
 };
 
 class CannotConvert extends Error {}
+
+const SECTION_SCHEMAS = { security: SecuritySchema, log: LogSchema, manager: ManagerSectionSchema, controller: ControllerSchema } as const;
+
+/** The value if milterkit accepts it for that item (nil passes: it means "not set"). */
+function checked(schema: z.ZodType | undefined, value: unknown, what: string): unknown {
+  if (value === null || schema === undefined) return value;
+  const r = schema.safeParse(value);
+  if (!r.success) throw new CannotConvert(`${what}: ${r.error.issues[0].message}`);
+  return r.data;
+}
 
 /** A Ruby literal as plain data (regexps as milterkit patterns "/source/flags"). */
 function plain(v: Value): unknown {
@@ -172,7 +186,7 @@ export function importConfig(path: string): Imported {
         if (rest.length === 1 && (ITEM_SECTIONS as readonly string[]).includes(head)) {
           const section = head as ItemSection;
           if (!SECTION_ITEMS[section].has(rest[0])) throw new CannotConvert(`${head}.${rest[0]} has no milterkit equivalent`);
-          return setItem(out.sections[section], rest[0], plain(s.value), at);
+          return setItem(out.sections[section], rest[0], checked(SECTION_SCHEMAS[section].shape[rest[0] as never], plain(s.value), `${head}.${rest[0]}`), at);
         }
         if (head === "package" && rest.length === 1) {
           return void out.notes.push({ at, text: `${s.text}: not needed (milterkit's auto-detection reads Debian's files directly)` });
@@ -242,8 +256,7 @@ export function importConfig(path: string): Imported {
           if (item === "applicable_conditions") {
             setItem(m.items, item, plain(b.value), bat);
           } else if ((MILTER_ITEMS as readonly string[]).includes(item) && item !== "name") {
-            const v = plain(b.value);
-            setItem(m.items, item, typeof v === "number" && item.endsWith("_timeout") ? v : v, bat);
+            setItem(m.items, item, checked(MilterSchema.shape[item as keyof typeof MilterSchema.shape], plain(b.value), `milter.${item}`), bat);
           } else throw new CannotConvert(`milter.${item} has no milterkit equivalent`);
         } else if (item === "add_applicable_condition" || item === "<<") {
           const cur = m.items.get("applicable_conditions") ?? { value: [], at: [] };
@@ -320,7 +333,6 @@ export function importConfig(path: string): Imported {
         const answer = s.args[1] && s.args[1].kind !== "nil" ? str(s.args[1], "the expected answer") : null;
         return appendSetting("dnsbl", "services", [answer === null ? { zone } : { zone, expected_answer: answer }], at);
       }
-      case "stress.threshold_n_connections=": return setSetting("stress", "threshold_n_connections", plain(s.args[0]), at);
     }
     throw new CannotConvert(`${head}.${method}: no milterkit equivalent`);
   };
