@@ -190,3 +190,26 @@ describe("the command line", () => {
     expect(r.stdout.toString()).toContain("opendkim: local:/run/opendkim/opendkim.sock\n  socket from      /etc/opendkim.conf:6\n");
   });
 });
+
+describe("values milterkit refuses", () => {
+  test("are listed with milterkit's reason and left out of the TOML", () => {
+    const file = join(tmp, "bad-values.conf");
+    writeFileSync(file, [
+      'manager.fallback_status = "tempfail"',
+      'remote_network.add_local_address("not-an-address")',
+      'define_milter("a") do |m|',
+      '  m.connection_spec = "bogus"',
+      '  m.reading_timeout = 10',
+      "end",
+      "",
+    ].join("\n"));
+    const r = run(file);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`${file}:1: not converted: manager.fallback_status: Invalid option`);
+    expect(r.stderr).toContain(`${file}:2: not converted: remote_network local_addresses: "not-an-address" is not an IP address or CIDR`);
+    expect(r.stderr).toContain(`${file}:4: not converted: milter.connection_spec: invalid connection spec <bogus>`);
+    expect(r.stdout).not.toContain("tempfail");
+    expect(r.stdout).not.toContain("remote_network");
+    expect(r.stdout).toContain(`# ${file}:5\nreading_timeout = 10.0\n`);
+  });
+});

@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import type { z } from "zod";
 import {
-  BUILTIN_CONDITION_NAMES, ControllerSchema, defaultConfig, ITEM_SECTIONS, type ItemSection, LogSchema, ManagerSectionSchema, MILTER_ITEMS,
+  BUILTIN_CONDITION_NAMES, ConditionSettingsSchema, ControllerSchema, defaultConfig, ITEM_SECTIONS, type ItemSection, LogSchema, ManagerSectionSchema, MILTER_ITEMS,
   MilterSchema, SecuritySchema,
 } from "../config/schema.ts";
 import { parseRuby, type Statement, type Value } from "./ruby.ts";
@@ -76,6 +76,12 @@ class CannotConvert extends Error {}
 
 const SECTION_SCHEMAS = { security: SecuritySchema, log: LogSchema, manager: ManagerSectionSchema, controller: ControllerSchema } as const;
 
+/** The schema of `applicable_conditions.<cond>.<key>`. */
+function settingSchema(cond: string, key: string): z.ZodType | undefined {
+  const c = (ConditionSettingsSchema.shape as Record<string, unknown>)[cond] as { shape?: Record<string, z.ZodType> } | undefined;
+  return c?.shape?.[key];
+}
+
 /** The value if milterkit accepts it for that item (nil passes: it means "not set"). */
 function checked(schema: z.ZodType | undefined, value: unknown, what: string): unknown {
   if (value === null || schema === undefined) return value;
@@ -138,16 +144,16 @@ export function importConfig(path: string): Imported {
   /** Append to a condition list setting, starting from its default. */
   const appendSetting = (cond: string, key: string, values: unknown[], at: Where) => {
     const m = out.conditions.get(cond) ?? new Map<string, Item>();
-    out.conditions.set(cond, m);
     const cur = m.get(key) ?? { value: structuredClone(defaults[cond][key]) as unknown[], at: [] };
-    (cur.value as unknown[]).push(...values);
-    cur.at.push(at);
-    m.set(key, cur);
+    const next = checked(settingSchema(cond, key), [...(cur.value as unknown[]), ...values], `${cond} ${key}`);
+    m.set(key, { value: next, at: [...cur.at, at] });
+    out.conditions.set(cond, m);
   };
   const setSetting = (cond: string, key: string, value: unknown, at: Where) => {
+    const v = checked(settingSchema(cond, key), value, `${cond} ${key}`);
     const m = out.conditions.get(cond) ?? new Map<string, Item>();
     out.conditions.set(cond, m);
-    m.set(key, { value, at: [at] });
+    m.set(key, { value: v, at: [at] });
   };
   const manual = (s: Statement, at: Where, why: string, skeleton?: string) =>
     out.manual.push({ at, endLine: s.endLine, why, text: s.text, skeleton });
