@@ -58,6 +58,10 @@ describe("detection on a Debian-shaped tree", () => {
     expect(text).toContain("#   spfmilter: /etc/init.d/spfmilter is not enabled");
   });
 
+  test("a masked unit is not enabled, whatever its init script's rc links say", () => {
+    expect(detectMilters(join(ROOT, "..", "masked"))).toMatchObject({ detected: [], skipped: [{ name: "opendkim", why: "opendkim.service is masked" }] });
+  });
+
   test("an empty tree detects nothing", () => {
     expect(detectMilters(join(ROOT, "..", "empty"))).toMatchObject({ detected: [], skipped: [] });
   });

@@ -172,14 +172,14 @@ function parseUnitText(text: string, file: string, into: Unit["entries"]): void 
 /**
  * The unit `name` as systemd would assemble it: the first unit file found in UNIT_DIRS, then the
  * `*.conf` drop-ins of `<name>.d/` (an empty assignment resets a list, as systemd does for ExecStart).
- * Undefined when there is no unit file, or it is masked (a link to /dev/null).
+ * "masked" when the first one found is a link to /dev/null (or empty); undefined when there is none.
  */
-export function readUnit(root: Root, name: string): Unit | undefined {
+export function readUnit(root: Root, name: string): Unit | "masked" | undefined {
   for (const dir of UNIT_DIRS) {
     const path = `${dir}/${name}`;
     if (!root.exists(path)) continue;
     const text = root.read(path);
-    if (text === undefined) return undefined; // masked (/dev/null) or unreadable
+    if (text === undefined || text.trim() === "") return "masked"; // a link to /dev/null, or unreadable
     const unit: Unit = { file: path, entries: [] };
     parseUnitText(text, path, unit.entries);
     for (const d of UNIT_DIRS) {

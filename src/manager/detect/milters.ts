@@ -70,6 +70,7 @@ interface Service {
 function service(root: Root, name: string): Service | undefined {
   const unit = readUnit(root, `${name}.service`);
   const defaults = `/etc/default/${name}`;
+  if (unit === "masked") return { execWords: [], vars: new Map(), notEnabled: `${name}.service is masked` };
   if (unit) {
     let vars = new Map<string, Found>();
     for (const env of unitValues(unit, "Service", "EnvironmentFile")) vars = shellVariables(root, env.value.replace(/^-/, ""), vars);
