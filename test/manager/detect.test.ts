@@ -108,3 +108,24 @@ describe("detection as a configuration layer", () => {
     expect(formatConfigToml(loaded)).toContain('# warning: no child milter is configured or detected: every message gets manager.fallback_status "accept" (delivered unfiltered)\n');
   });
 });
+
+describe("readers", () => {
+  test("shell words: quotes, $VAR, ${VAR}, ${VAR:-default}, comments", async () => {
+    const { shellWords, flagValue } = await import("../../src/manager/detect/files.ts");
+    const vars = new Map([["RUNDIR", { value: "/run/x", file: "f", line: 1 }]]);
+    expect(shellWords(`-p "local:$RUNDIR/x.sock" -u 'a b' \${NONE:-dflt} # comment`, vars)).toEqual(["-p", "local:/run/x/x.sock", "-u", "a b", "dflt"]);
+    expect(flagValue(["-x", "/etc/o.conf", "-pinet:1@[127.0.0.1]"], "-p")).toBe("inet:1@[127.0.0.1]");
+    expect(flagValue(["-x", "/etc/o.conf"], "-x")).toBe("/etc/o.conf");
+  });
+
+  test("sockets as milters write them, as connection specs", async () => {
+    const { normalizeSpec } = await import("../../src/manager/detect/milters.ts");
+    expect(normalizeSpec("/run/a.sock")).toBe("unix:/run/a.sock");
+    expect(normalizeSpec("local:local:/run/a.sock")).toBe("local:/run/a.sock");
+    expect(normalizeSpec("unix:unix:/run/a.sock")).toBe("unix:/run/a.sock");
+    expect(normalizeSpec("localhost:11332")).toBe("inet:11332@localhost");
+    expect(normalizeSpec("*:11332")).toBe("inet:11332@[127.0.0.1]");
+    expect(normalizeSpec("[::1]:11332")).toBe("inet6:11332@[::1]");
+    expect(normalizeSpec("inet:8891@[127.0.0.1]")).toBe("inet:8891@[127.0.0.1]");
+  });
+});
