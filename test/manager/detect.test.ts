@@ -129,3 +129,11 @@ describe("readers", () => {
     expect(normalizeSpec("inet:8891@[127.0.0.1]")).toBe("inet:8891@[127.0.0.1]");
   });
 });
+
+test("with milter manager's configuration on the machine, the built-in default says how to import it", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "milterkit-detect-mm-"));
+  const loaded = await loadEffectiveConfig({ kind: "dir", dir, explicit: false }, [], { detectRoot: join(ROOT, "..", "masked") });
+  expect(loaded.notes).toContain(
+    `milter manager's /etc/milter-manager/milter-manager.conf is not read; convert it with: milter-manager --import-config=/etc/milter-manager/milter-manager.conf > ${join(dir, "milterkit.config.toml")}`,
+  );
+});

@@ -502,6 +502,12 @@ export async function loadEffectiveConfig(
       ? `no child milters, every session answered with manager.fallback_status "${config.manager.fallback_status}"`
       : `the detected child milters`;
     notes.unshift(`no configuration file ${where}: using the built-in default (listen on ${config.manager.connection_spec}, ${children})`);
+    // A milter manager installation next to us: say how to bring its configuration over.
+    const root = opts.detectRoot ?? detectRoot();
+    const mm = "/etc/milter-manager/milter-manager.conf";
+    if (exists(root === "/" ? mm : join(root, mm))) {
+      notes.push(`milter manager's ${mm} is not read; convert it with: milter-manager --import-config=${mm} > ${join(source.dir, MAIN_FILE_NAMES[3])}`);
+    }
   }
   return { config, origins, source, files, builtInDefault, notes, detection };
 }
