@@ -4,7 +4,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { noChildWarning } from "../../src/manager/fail-open.ts";
+import { noChildWarning } from "../../src/manager/config/fail-open.ts";
 import { defaultConfig, defaultMilter } from "../../src/manager/config/schema.ts";
 
 const MAIN = join(import.meta.dir, "../../src/main.ts");

@@ -101,6 +101,8 @@ export const LAYERS: string[][] = [
   ["manager/stop-hook.ts", "manager/log.ts"],
   // Each condition owns its settings schema; config/ combines them.
   ["manager/conditions"],
+  // What is installed on the machine (reads /etc, knows no configuration); config/ makes a layer of it.
+  ["manager/detect"],
   ["manager/config"],
   ["manager"],
   // The daemon runs the engine; the engine knows nothing of it.

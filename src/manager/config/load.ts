@@ -7,7 +7,8 @@ import { lstatSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, extname, isAbsolute, join, resolve } from "node:path";
 import { z } from "zod";
 import { registerMilterkitModule } from "./define.ts";
-import { type Detection, detectMilters, detectRoot, milterEntry } from "../detect/index.ts";
+import { type Detection, detectMilters, detectRoot } from "../detect/index.ts";
+import { detectedEntries } from "./detected.ts";
 import { type ItemPath, LineMap, parseJsonWithLines, SourceSyntaxError, tomlErrorLine, tomlLines } from "./locate.ts";
 import {
   BUILTIN_CONDITION_NAMES,
@@ -514,7 +515,7 @@ export async function loadEffectiveConfig(
 
 /** The detected milters as a layer of their own, each item's origin the file and line it was read from. */
 export function detectedLayer(d: Detection): Layer {
-  const entries = d.detected.map(milterEntry);
+  const entries = detectedEntries(d);
   return {
     file: "(auto-detection)",
     content: { milters: entries.map((e) => e.milter) },

@@ -7,7 +7,7 @@
 import { VERSION } from "../../version.ts";
 import { conditionCatalog, conditionNamesOf, stagesOf } from "../conditions/registry.ts";
 import { conditionKey, type ConfigOrigins, formatOrigin, itemKey, type LoadedConfig, milterKey } from "./load.ts";
-import { noChildWarning } from "../fail-open.ts";
+import { noChildWarning } from "./fail-open.ts";
 import { ITEM_SECTIONS, type ManagerConfig, MILTER_ITEMS } from "./schema.ts";
 
 /** A TOML basic string. */

@@ -14,7 +14,7 @@ import type { ManagerConfig } from "../config/schema.ts";
 import { type ManagerServer, startEngine } from "../engine.ts";
 import { ChildStarter, ProcessLauncher } from "./launcher.ts";
 import { createLog } from "../log.ts";
-import { noChildWarning } from "../fail-open.ts";
+import { noChildWarning } from "../config/fail-open.ts";
 import { formatSpec, parseSpec } from "../../net/spec.ts";
 import { ensureDirectory, runService, type ServiceContext } from "../../runtime/lifecycle.ts";
 import { ConnectionGate, setFileDescriptorLimit } from "../../runtime/limits.ts";

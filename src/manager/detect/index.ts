@@ -1,12 +1,11 @@
-// Auto-detection of the milters installed and enabled on a Debian system (milters.ts), as a
-// configuration layer that goes under the configuration files: a file's [[milters]] entry of
-// the same name refines or overrides what was detected, item by item.
+// Auto-detection of the milters installed and enabled on a Debian system (milters.ts). The
+// configuration (config/detected.ts) makes a layer of it under the configuration files: a
+// file's [[milters]] entry of the same name refines or overrides what was detected, item by item.
 //
 // The root directory is "/" unless $MILTERKIT_DETECT_ROOT names another (tests point it at a
 // fixture tree; it is not meant for administrators).
 import { Root } from "./files.ts";
 import { type Detected, detectAll, type Skipped } from "./milters.ts";
-import { MILTER_DEFAULTS, type MilterConfig } from "../config/schema.ts";
 
 export type { Detected, Skipped } from "./milters.ts";
 export { normalizeSpec } from "./milters.ts";
@@ -39,35 +38,6 @@ export function detectMilters(root = detectRoot()): Detection {
   }
 }
 
-/** A detected milter as a configuration entry, with the origin of each item it sets. */
-export function milterEntry(d: Detected): { milter: Partial<MilterConfig> & { name: string }; origins: Map<keyof MilterConfig | "", DetectedOrigin> } {
-  const at = (f: { file: string; line?: number }): DetectedOrigin => ({ file: f.file, line: f.line });
-  const milter: Partial<MilterConfig> & { name: string } = {
-    name: d.name,
-    connection_spec: d.connection_spec,
-    enabled: true,
-    applicable_conditions: d.applicable_conditions,
-  };
-  const origins = new Map<keyof MilterConfig | "", DetectedOrigin>([
-    ["", at(d.specFrom)],
-    ["name", at(d.specFrom)],
-    ["connection_spec", at(d.specFrom)],
-    ["enabled", at(d.enabledFrom)],
-    ["applicable_conditions", { file: "milter manager's Debian defaults" }],
-  ]);
-  if (d.description !== null) {
-    milter.description = d.description;
-    if (d.descriptionFrom) origins.set("description", at(d.descriptionFrom));
-  }
-  if (d.extraTimeout) {
-    milter.reading_timeout = MILTER_DEFAULTS.reading_timeout + d.extraTimeout.seconds;
-    milter.writing_timeout = MILTER_DEFAULTS.writing_timeout + d.extraTimeout.seconds;
-    origins.set("reading_timeout", at(d.extraTimeout));
-    origins.set("writing_timeout", at(d.extraTimeout));
-  }
-  return { milter, origins };
-}
-
 function where(o: DetectedOrigin): string {
   return o.line === undefined ? o.file : `${o.file}:${o.line}`;
 }
@@ -78,12 +48,11 @@ export function formatDetection(d: Detection): string {
   out.push(`# auto-detection under ${d.root}${d.root === "/" ? "" : " (paths below are relative to it)"}`);
   if (d.detected.length === 0) out.push("# nothing detected");
   for (const m of d.detected) {
-    const { origins } = milterEntry(m);
     out.push(
       "",
       `${m.name}: ${m.connection_spec}`,
-      `  socket from      ${where(origins.get("connection_spec")!)}`,
-      `  enabled by       ${where(origins.get("enabled")!)}`,
+      `  socket from      ${where(m.specFrom)}`,
+      `  enabled by       ${where(m.enabledFrom)}`,
       `  conditions       ${m.applicable_conditions.length === 0 ? "(none)" : m.applicable_conditions.join(", ")} (milter manager's Debian defaults)`,
     );
     if (m.description !== null) out.push(`  description      ${m.description}`);

@@ -1,7 +1,7 @@
 // Never fail open silently: a manager with no child to ask answers every message with
 // manager.fallback_status (accept by default), which is a mail system with no filtering at all.
 // Said as a warning at start, on every reload and wherever the configuration is checked.
-import type { ManagerConfig } from "./config/schema.ts";
+import type { ManagerConfig } from "./schema.ts";
 
 /** The warning for a configuration with no enabled child milter, or undefined when there is one. */
 export function noChildWarning(config: ManagerConfig): string | undefined {
