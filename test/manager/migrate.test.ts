@@ -139,6 +139,7 @@ describe("the DSL reader", () => {
       options: [{ key: "opt", value: { kind: "bool", value: true } }],
     });
     expect(s[3]).toMatchObject({ kind: "other", line: 4 });
+    expect(parseRuby("s25r.add_whitelist /\\.example\\z/i\nx = a / b\n")[0]).toMatchObject({ kind: "call", args: [{ kind: "regexp", source: "\\.example\\z", flags: "i" }] });
   });
 });
 

@@ -89,7 +89,9 @@ function tokenize(src: string): Token[] {
       i = end < 0 ? src.length : end + 1;
       continue;
     }
-    if (c === "/" && prevAllowsRegexp()) {
+    // `f /re/` (a space before, none after) is a regexp argument, as Ruby reads it.
+    const argRegexp = out.at(-1)?.t === "id" && src[i - 1] === " " && src[i + 1] !== " " && src[i + 1] !== "=";
+    if (c === "/" && (prevAllowsRegexp() || argRegexp)) {
       let v = "";
       i++;
       while (i < src.length && src[i] !== "/" && src[i] !== "\n") {
