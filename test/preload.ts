@@ -4,3 +4,8 @@
 import { join } from "node:path";
 
 process.env.MILTERKIT_DETECT_ROOT = join(import.meta.dir, "fixtures", "detect", "empty");
+
+// bunfig.toml's [test] timeout is not applied by this Bun (tests stopped at its 5 s default):
+// set the same 60 s here. Unit tests that need a tighter limit still pass their own.
+import { setDefaultTimeout } from "bun:test";
+setDefaultTimeout(60_000);
