@@ -2,14 +2,15 @@
 // real log is src/runtime/log.ts's Logger (milter-manager's levels and `[<ISO time>]: …` lines,
 // statistics lines such as `[session][end][end-of-message][pass][0.0068](1)`, log file or
 // standard output, syslog), which has exactly that shape.
-import { Logger, type LogLevel as RuntimeLogLevel, parseLogLevel } from "../runtime/log.ts";
+import { type LogFields, Logger, type LogLevel as RuntimeLogLevel, parseLogLevel } from "../runtime/log.ts";
+import { workerIndex } from "../runtime/workers.ts";
 
 export type LogLevel = Exclude<RuntimeLogLevel, "profile">;
 
 export interface ManagerLog {
   enabled(level: LogLevel): boolean;
-  /** One line; callers check enabled() first when building the text is not free. */
-  write(level: LogLevel, text: string): void;
+  /** One line; callers check enabled() first when building the text is not free. `fields`: the line's facts for the JSON format. */
+  write(level: LogLevel, text: string, fields?: LogFields): void;
 }
 
 /** The `log.*` items createLog reads (config/schema.ts LogConfig). */
@@ -18,6 +19,8 @@ export interface LogSettings {
   path: string | null;
   use_syslog: boolean;
   syslog_facility: string;
+  /** Line format; default text. */
+  format?: "text" | "json";
 }
 
 /** The log `log.*` asks for (throws the file system's error for an unusable log.path). */
@@ -25,6 +28,8 @@ export function createLog(config: LogSettings): Logger {
   return new Logger({
     level: parseLogLevel(config.level),
     path: config.path ?? undefined,
+    format: config.format,
+    worker: workerIndex(),
     syslog: config.use_syslog ? { ident: "milter-manager", facility: config.syslog_facility } : undefined,
   });
 }

@@ -10,9 +10,19 @@
  *   [2026-11-22T02:21:37.582603Z]: [sessions][finished] 1(+1) 0
  * In syslog the statistics lines are tagged `[statistics]` (what
  * milter-manager-log-analyzer looks for).
+ *
+ * Every entry is one line of UTF-8 in every sink (log-text.ts escapes line
+ * breaks and control characters). `format: "json"` writes one object per
+ * line instead. On standard output read by the journal (JOURNAL_STREAM names
+ * our stdout) each line starts with its `<N>` syslog priority. In a worker
+ * process every line but the statistics lines (kept byte for byte) names the
+ * worker and its pid. An identical warning or error repeated within the
+ * window (60 s) is written once, then once more with the count.
  */
+import { fstatSync } from "node:fs";
+import { oneLine } from "./log-text.ts";
 import { closeFd, FdWriter, openAppend } from "./output.ts";
-import { type Severity, Syslog } from "./syslog.ts";
+import { SEVERITY, type Severity, Syslog } from "./syslog.ts";
 
 export const LOG_LEVELS = ["critical", "error", "warning", "message", "info", "debug", "statistics", "profile"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -66,9 +76,35 @@ export function isoTimeMicro(epochMs = performance.timeOrigin + performance.now(
 /** milter-manager's statistics lines (`[sessions][finished] <total>(+<n>) <processing>` and the others). */
 export { sessionsFinishedLine } from "./statistics.ts";
 
+export const LOG_FORMATS = ["text", "json"] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+/** Structured details of an entry (the JSON format writes them as members; the text line already says them). */
+export type LogFields = Record<string, unknown>;
+
+/** True when fd 1 is the stream systemd's journal reads (JOURNAL_STREAM is `<dev>:<inode>` of it). */
+export function stdoutIsJournal(env = process.env.JOURNAL_STREAM): boolean {
+  if (!env) return false;
+  const [dev, ino] = env.split(":");
+  try {
+    const st = fstatSync(1, { bigint: true });
+    return String(st.dev) === dev && String(st.ino) === ino;
+  } catch {
+    return false;
+  }
+}
+
 export interface LoggerOptions {
   /** Level mask (parseLogLevel); default LEVEL_DEFAULT. */
   level?: number;
+  /** text (default) or json: one object per line. */
+  format?: LogFormat;
+  /** Worker number of this process (its lines name it and the pid). */
+  worker?: number;
+  /** `<N>` priority prefixes on standard output; default: when stdout is the journal. */
+  journal?: boolean;
+  /** Window of the repeated-warning limit, ms (default 60 000); 0 = no limit. */
+  repeatWindowMs?: number;
   /** Log file; `-` or undefined = stdout. */
   path?: string;
   /** Also send to syslog with this identity/facility. */
@@ -77,8 +113,18 @@ export interface LoggerOptions {
   stdout?: FdWriter;
 }
 
+interface Repeat {
+  count: number;
+  timer: Timer;
+}
+
 export class Logger {
   level: number;
+  format: LogFormat;
+  private readonly worker: number | undefined;
+  private readonly journal: boolean;
+  private readonly repeatWindowMs: number;
+  private readonly repeats = new Map<string, Repeat>();
   private _path: string | undefined;
   private out: FdWriter;
   private readonly stdout: FdWriter | undefined;
@@ -89,13 +135,17 @@ export class Logger {
   /** Opens the log file (append) and syslog; throws the fs error for an unusable path. */
   constructor(o: LoggerOptions = {}) {
     this.level = o.level ?? LEVEL_DEFAULT;
+    this.format = o.format ?? "text";
+    this.worker = o.worker;
+    this.journal = o.journal ?? stdoutIsJournal();
+    this.repeatWindowMs = o.repeatWindowMs ?? 60_000;
     this._path = o.path === "-" ? undefined : o.path;
     this.stdout = o.stdout;
     if (this._path !== undefined) {
       this.fileFd = openAppend(this._path);
-      this.out = new FdWriter(this.fileFd);
+      this.out = new FdWriter(this.fileFd, undefined, "utf8");
     } else {
-      this.out = o.stdout ?? new FdWriter(1);
+      this.out = o.stdout ?? new FdWriter(1, undefined, "utf8");
     }
     this.openSyslog(o.syslog);
   }
@@ -130,9 +180,9 @@ export class Logger {
       this._path = path;
       if (fd !== undefined) {
         if (oldFd !== undefined) oldOut.fd = fd; // keep the writer (and what it still queues)
-        else this.out = new FdWriter(fd);
+        else this.out = new FdWriter(fd, undefined, "utf8");
       } else {
-        this.out = this.stdout ?? new FdWriter(1);
+        this.out = this.stdout ?? new FdWriter(1, undefined, "utf8");
       }
       if (oldFd !== undefined) {
         if (fd === undefined) void oldOut.drain().then(() => closeFd(oldFd));
@@ -146,6 +196,7 @@ export class Logger {
       this.openSyslog(o.syslog);
     }
     if (o.level !== undefined) this.level = o.level;
+    if (o.format !== undefined) this.format = o.format;
   }
 
   enabled(level: LogLevel): boolean {
@@ -166,11 +217,50 @@ export class Logger {
   statistics(msg: string): void { this.write("statistics", msg); }
   profile(msg: string): void { this.write("profile", msg); }
 
-  write(level: LogLevel, msg: string): void {
+  /** Write one entry (if its level is on); `fields` are extra members of the JSON object. */
+  write(level: LogLevel, msg: string, fields?: LogFields): void {
     if ((this.level & BIT[level]) === 0) return;
-    const tag = level === "statistics" ? "" : `[${level}] `;
-    this.out.write(`[${isoTimeMicro()}]: ${tag}${msg}\n`);
-    this.syslog?.log(SYSLOG_SEVERITY[level], `[${level}] ${msg}`);
+    if (this.repeatWindowMs > 0 && (level === "warning" || level === "error" || level === "critical") && this.repeated(level, msg)) return;
+    this.emit(level, msg, fields);
+  }
+
+  private emit(level: LogLevel, msg: string, fields?: LogFields): void {
+    const time = isoTimeMicro();
+    const text = oneLine(msg);
+    let line: string;
+    if (this.format === "json") {
+      const o: LogFields = { time, level, message: msg };
+      if (this.worker !== undefined) Object.assign(o, { worker: this.worker, pid: process.pid });
+      line = `${JSON.stringify(fields ? { ...fields, ...o } : o)}\n`;
+    } else {
+      const who = this.worker !== undefined && level !== "statistics" ? `[worker ${this.worker}][pid ${process.pid}] ` : "";
+      line = `[${time}]: ${level === "statistics" ? "" : `[${level}] `}${who}${text}\n`;
+    }
+    if (this.journal && this._path === undefined) line = `<${SEVERITY[SYSLOG_SEVERITY[level]]}>${line}`;
+    // A shared latin1 writer (a tool's stdout) gets the UTF-8 bytes one char each.
+    this.out.write(this.out.encoding === "latin1" && /[^\x00-\x7f]/.test(line) ? Buffer.from(line, "utf8").toString("latin1") : line);
+    this.syslog?.log(SYSLOG_SEVERITY[level], `[${level}] ${text}`);
+  }
+
+  /**
+   * The rate limit: the first of identical entries (the session tag `[12] ` aside) is written; the
+   * next ones within the window are counted and summed up in one line when it closes.
+   */
+  private repeated(level: LogLevel, msg: string): boolean {
+    const key = `${level}\0${msg.replace(/^\[\d+\] /, "")}`;
+    const r = this.repeats.get(key);
+    if (r) {
+      r.count++;
+      return true;
+    }
+    const timer = setTimeout(() => {
+      const done = this.repeats.get(key);
+      this.repeats.delete(key);
+      if (done && done.count > 0) this.emit(level, `${msg} (repeated ${done.count} times in ${this.repeatWindowMs / 1000} s)`);
+    }, this.repeatWindowMs);
+    timer.unref?.();
+    this.repeats.set(key, { count: 0, timer });
+    return false;
   }
 
   /** Reopen the log file (log rotation, SIGUSR1). Keeps the old fd if the new open fails and says so. */
@@ -191,6 +281,12 @@ export class Logger {
   }
 
   async close(): Promise<void> {
+    for (const [key, r] of this.repeats) {
+      clearTimeout(r.timer);
+      const [level, msg] = key.split("\0") as [LogLevel, string];
+      if (r.count > 0) this.emit(level, `${msg} (repeated ${r.count} times)`);
+    }
+    this.repeats.clear();
     await this.out.drain();
     if (this.fileFd !== undefined) closeFd(this.fileFd);
     this.fileFd = undefined;

@@ -21,8 +21,8 @@ export class FdWriter {
     public fd: number,
     /** Queue bound in characters (default 64 MiB). */
     private readonly maxQueued = 64 * 1024 * 1024,
-    /** latin1 (default) writes each char ≤ U+00FF as that byte; utf8 for text meant as UTF-8 (JSON). */
-    private readonly encoding: "latin1" | "utf8" = "latin1",
+    /** latin1 (default) writes each char ≤ U+00FF as that byte; utf8 for text meant as UTF-8 (logs, JSON). */
+    readonly encoding: "latin1" | "utf8" = "latin1",
   ) {}
 
   write(text: string): void {

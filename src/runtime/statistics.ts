@@ -15,6 +15,8 @@
  * child also stop (an applicable condition stopped it).
  */
 
+import { wireText } from "./log-text.ts";
+
 /** Elapsed seconds as the original prints them (six decimals: `0.006848`). */
 export function formatElapsed(elapsedMs: number): string {
   return (Math.max(0, elapsedMs) / 1000).toFixed(6);
@@ -80,7 +82,10 @@ export function sessionsFinishedLine(total: number, delta: number, processing: n
   return `[sessions][finished] ${total}(+${delta}) ${processing}`;
 }
 
-/** `[milter][header][add](1): <X-Spam-Flag>=<YES>: spamassassin` — a child added or changed a header. */
+/**
+ * `[milter][header][add](1): <X-Spam-Flag>=<YES>: spamassassin` — a child added or changed a header.
+ * Name and value are wire bytes (latin1 strings): shown by wireText, so UTF-8 stays readable.
+ */
 export function headerAddLine(tag: number | string, name: string, value: string, child: string): string {
-  return `[milter][header][add](${tag}): <${name}>=<${value}>: ${child}`;
+  return `[milter][header][add](${tag}): <${wireText(name)}>=<${wireText(value)}>: ${child}`;
 }

@@ -66,7 +66,7 @@ function loggerTransport(path: string, ident: string): Transport {
   return {
     send(datagram) {
       // The datagram is "<PRI>stamp ident[pid]: msg"; logger adds its own stamp and tag.
-      const text = datagram.toString("latin1");
+      const text = datagram.toString("utf8");
       const m = /^<(\d+)>\w{3} [ \d]\d \d\d:\d\d:\d\d [^:]*: (.*)$/s.exec(text);
       try {
         child.stdin.write(m ? `<${m[1]}>${m[2].replace(/\n/g, " ")}\n` : `${text.replace(/\n/g, " ")}\n`);
@@ -133,7 +133,7 @@ export class Syslog {
   log(severity: Severity | number, message: string): boolean {
     if (!this.t) return false;
     const sev = typeof severity === "number" ? severity : SEVERITY[severity];
-    const ok = this.t.send(Buffer.from(formatRfc3164(this.facility, sev, this.ident, message), "latin1"));
+    const ok = this.t.send(Buffer.from(formatRfc3164(this.facility, sev, this.ident, message), "utf8"));
     if (!ok) this.dropped++;
     return ok;
   }

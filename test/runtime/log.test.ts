@@ -121,9 +121,10 @@ describe("syslog", () => {
       await until(() => out.includes("ready"));
       const s = new Syslog({ ident: "mk-test", facility: "local1", path: sock });
       expect(s.transport).toBe("ffi");
-      expect(s.log("err", "caf\xe9")).toBe(true);
+      // Text goes out as UTF-8 (the receiver prints the datagram's bytes; read back as UTF-8).
+      expect(s.log("err", "café ✖ prüfung–α")).toBe(true);
       await until(() => out.includes("mk-test["));
-      expect(out).toMatch(new RegExp(`<139>\\w{3} [ \\d]\\d \\d\\d:\\d\\d:\\d\\d mk-test\\[${process.pid}\\]: caf\xe9`));
+      expect(Buffer.from(out, "latin1").toString("utf8")).toMatch(new RegExp(`<139>\\w{3} [ \\d]\\d \\d\\d:\\d\\d:\\d\\d mk-test\\[${process.pid}\\]: café ✖ prüfung–α`));
       s.close();
       const none = new Syslog({ ident: "x", path: join(d.path, "missing") });
       expect(none.available).toBe(false);

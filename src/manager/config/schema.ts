@@ -76,6 +76,8 @@ export interface LogConfig {
   use_syslog: boolean;
   /** Syslog facility. Default "mail". */
   syslog_facility: SyslogFacility;
+  /** Line format of the log file or standard output: "text" (milter-manager's) or "json" (one object per line). Default "text". */
+  format: "text" | "json";
 }
 
 /** `manager.*` */
@@ -203,7 +205,7 @@ export const DEFAULT_CONNECTION_SPEC = "inet:10025@[127.0.0.1]";
 
 const DEFAULTS: ManagerConfig = {
   security: { privilege_mode: false, effective_user: null, effective_group: null },
-  log: { level: "default", path: null, use_syslog: true, syslog_facility: "mail" },
+  log: { level: "default", path: null, use_syslog: true, syslog_facility: "mail", format: "text" },
   manager: {
     connection_spec: DEFAULT_CONNECTION_SPEC,
     unix_socket_mode: 0o660,
@@ -362,6 +364,7 @@ export const LogSchema = z.strictObject({
   path: nonEmpty.nullable(),
   use_syslog: z.boolean(),
   syslog_facility: z.enum(SYSLOG_FACILITIES),
+  format: z.enum(["text", "json"]),
 });
 
 export const ManagerSectionSchema = z.strictObject({
