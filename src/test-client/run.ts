@@ -28,7 +28,13 @@ export async function runTestClient(c: TestClientConfig): Promise<number | undef
     prog: PROG,
     daemon: c.daemon,
     openLog: () =>
-      new Logger({ level: c.logLevel, path: c.logPath, stdout: out, syslog: c.syslog ? { ident: PROG, facility: c.syslogFacility } : undefined }),
+      new Logger({
+        level: c.logLevel,
+        path: c.logPath,
+        // --json: standard output carries only the JSON events; log lines without a file go to stderr.
+        stdout: c.json ? new FdWriter(2, undefined, "utf8") : out,
+        syslog: c.syslog ? { ident: PROG, facility: c.syslogFacility } : undefined,
+      }),
     logPath: c.logPath,
     identity: { user: c.user, group: c.group },
     rootBecomes: "nobody", // as the original does

@@ -54,7 +54,9 @@ describe("output", () => {
     const c = await startClient(["-s", spec, "--json"]);
     await driveReference(spec);
     await c.out.waitFor(/"event":"finished"/);
-    const events = c.out.text.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+    // Standard output carries only JSON (every line parses); the statistics log line goes to stderr.
+    const events = c.out.text.trim().split("\n").map((l) => JSON.parse(l));
+    await c.err.waitFor(/\[sessions\]\[finished\] 1\(\+1\) 0\n/);
     expect(events.map((e) => e.event)).toEqual([
       "negotiate", "connect", "helo", "envelope-from", "envelope-recipient", "envelope-recipient", "data", "header", "header", "header",
       "end-of-header", "body", "body", "end-of-message", "quit", "finished",
