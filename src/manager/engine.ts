@@ -5,6 +5,7 @@
 import type { FallbackStatus, ManagerConfig, MilterConfig } from "./config/schema.ts";
 import { createConditions } from "./conditions/registry.ts";
 import { Leader, type LeaderEnv } from "./leader.ts";
+import type { ManagerEvents } from "./events.ts";
 import { createLog, type ManagerLog } from "./log.ts";
 import type { Conditions } from "./stop-hook.ts";
 import { gated } from "./gate.ts";
@@ -16,6 +17,8 @@ import type { ConnectionSpec } from "../net/spec.ts";
 
 export interface EngineOptions {
   log?: ManagerLog;
+  /** Where answers, failures, child states and sessions are counted (monitor.ts). */
+  events?: ManagerEvents;
   /** Applicable conditions; default: those the configuration's milters name (conditions/registry.ts), rebuilt by setConfig. */
   conditions?: Conditions;
   /** Body bytes kept in memory per message before spilling to a temporary file. Default 5 MiB. */
@@ -64,6 +67,7 @@ export async function startEngine(config: ManagerConfig, options: EngineOptions 
     return {
       config: c,
       log,
+      events: options.events,
       conditions: options.conditions ?? createConditions(c, { log, sessions: () => server.sessions }),
       bodySpillThreshold: options.bodySpillThreshold,
       tmpDir: options.tmpDir,

@@ -6,7 +6,9 @@
 // content.ts and end-of-message.ts for the pipeline, failures.ts, answers.ts).
 import type { FallbackStatus, ManagerConfig, MilterConfig } from "./config/schema.ts";
 import { Child, openChildren } from "./children.ts";
+import { type ManagerEvents, NO_EVENTS } from "./events.ts";
 import type { ManagerLog } from "./log.ts";
+import { SessionLog } from "./session-log.ts";
 import {
   childAnswer,
   type FinalReply,
@@ -55,6 +57,8 @@ import { type ClientAddress, connectCommand, type PreparedStep, prepareStep, sam
 export interface LeaderEnv {
   config: ManagerConfig;
   log: ManagerLog;
+  /** Where answers, failures, child states and session ends are counted (monitor.ts); default none. */
+  events?: ManagerEvents;
   /** Applicable conditions (conditions/registry.ts); undefined = no child is ever stopped. */
   conditions?: Conditions;
   /** Body bytes kept in memory before spilling to a temporary file (default 5 MiB). */
@@ -88,11 +92,23 @@ export class Leader implements MilterHandler {
   private lastStage: StageName = "negotiate";
   private lastStatus = "pass";
   private readonly startedAt = performance.now();
+  /** The session's summary lines, debug trace and events. */
+  private readonly record: SessionLog;
+  private readonly events: ManagerEvents;
+  /** The recipient being asked about (counted on the summary line when not refused). */
+  private pendingRcpt: string | undefined;
+  /** The answer the MTA got at the last stage of the current message. */
+  private messageStatus = "pass";
+  private messageStage: StageName = "envelope-from";
 
   constructor(
     private readonly env: LeaderEnv,
     private readonly ctx: SessionContext,
-  ) {}
+  ) {
+    this.events = env.events ?? NO_EVENTS;
+    this.record = new SessionLog(env.log, this.events, ctx.id);
+    this.events.sessionStart();
+  }
 
   // ---- negotiate (§2.3) ----
 
@@ -120,6 +136,7 @@ export class Leader implements MilterHandler {
     this.lastStage = "connect";
     // Forwarded as the MTA sent it (protocol.md §6 item 13).
     const address: ClientAddress = cmd.family === "U" ? { family: "U" } : { family: cmd.family, address: cmd.address, port: cmd.port };
+    this.record.connect(cmd.hostname, cmd.family === "U" ? undefined : cmd.address, cmd.family === "U" ? undefined : cmd.port);
     return this.fanOut("connect", ctx.macros.stage("C"), shared(connectCommand(cmd.hostname, address)), {
       stage: "connect",
       command: cmd,
@@ -128,12 +145,18 @@ export class Leader implements MilterHandler {
 
   helo(cmd: HeloCommand, ctx: SessionContext): DecisionReply | Promise<DecisionReply> {
     this.lastStage = "helo";
+    this.record.setHelo(cmd.hostname);
     return this.fanOut("helo", ctx.macros.stage("H"), shared({ type: "helo", hostname: cmd.hostname }), { stage: "helo", fqdn: cmd.hostname });
   }
 
   envelopeFrom(cmd: MailCommand, ctx: SessionContext): DecisionReply | Promise<DecisionReply> {
     this.lastStage = "envelope-from";
     this.endMessage();
+    this.summarise();
+    this.record.mail(cmd.address);
+    this.messageStatus = "pass";
+    this.messageStage = "envelope-from";
+    this.record.setQueueId(ctx.macro("i"));
     this.transaction.clear();
     for (const c of this.children) c.newMessage();
     return this.fanOut(
@@ -148,12 +171,14 @@ export class Leader implements MilterHandler {
 
   envelopeRecipient(cmd: RcptCommand, ctx: SessionContext): DecisionReply | Promise<DecisionReply> {
     this.lastStage = "envelope-recipient";
+    const byMta = refusedByMta(this.rcptRejected, ctx.macro("rcpt_mailer"));
+    this.pendingRcpt = byMta ? undefined : cmd.address;
     return this.fanOut(
       "envelope-recipient",
       ctx.macros.stage("R"),
       shared({ type: "rcpt", address: cmd.address, args: cmd.args }),
       { stage: "envelope-recipient", recipient: cmd.address, args: cmd.args },
-      refusedByMta(this.rcptRejected, ctx.macro("rcpt_mailer")),
+      byMta,
     );
   }
 
@@ -198,7 +223,9 @@ export class Leader implements MilterHandler {
     if (!(p instanceof MessagePipeline)) return this.answer(p);
     const out = await this.during(p.endOfMessage(ctx.macros.stage("E"), cmd.chunk));
     p.dispose(); // the children are done with the body: release its file now
-    return eom(out.modifications, this.answer(out.reply));
+    const reply = this.answer(out.reply);
+    this.summarise();
+    return eom(out.modifications, reply);
   }
 
   // ---- abort, quit, end (§2.6) ----
@@ -206,6 +233,13 @@ export class Leader implements MilterHandler {
   abort(): void {
     this.notify("abort", this.children);
     this.abortTransaction();
+    if (this.messageStatus === "pass") this.messageStatus = "abort";
+    this.summarise();
+  }
+
+  /** The message's summary line, when one is open. */
+  private summarise(): void {
+    if (this.record.inMessage) this.record.endMessage(this.messageStatus, this.messageStage);
   }
 
   quit(): void {
@@ -233,8 +267,14 @@ export class Leader implements MilterHandler {
     const { ready, failed } = await openChildren(configs, this.offer, this.env.unreachable);
     if (this.env.onChildEnd) this.everyChild.push(...ready, ...failed);
     this.children = ready;
+    for (const c of ready) {
+      this.record.opened(c.name, true);
+      c.client.observer = this.record.observer(c.name, c.evaluation);
+    }
     for (const c of failed) {
       this.log("warning", `milter ${c.name} (${c.config.connection_spec}) is not available, counted as ${c.config.fallback_status}: ${c.failure}`);
+      this.events.childFailure(c.name, c.client.lastFailure?.status ?? "timeout", "negotiate", c.failure ?? "", c.client.lastFailure?.timer ?? (c.client.lastFailure ? undefined : "connection"));
+      this.record.opened(c.name, false, c.failure);
     }
     const fatal = fatalFallback(failed.map((c) => c.config.fallback_status));
     if (fatal !== undefined) {
@@ -260,7 +300,12 @@ export class Leader implements MilterHandler {
         this.env.onChildEnd({ id: ctx.id, name: c.name, stage: c.lastStage, status, elapsedMs: (c.endedAt ?? now) - c.startedAt });
       }
     }
-    this.env.onSessionEnd?.({ id: ctx.id, stage: this.lastStage, status: this.lastStatus, elapsedMs: performance.now() - this.startedAt, end });
+    const elapsedMs = performance.now() - this.startedAt;
+    if (this.record.inMessage && this.messageStatus === "pass") this.messageStatus = "abort";
+    this.summarise();
+    this.record.end(this.lastStatus, this.lastStage, end.reason);
+    this.events.sessionEnd(this.lastStatus, elapsedMs);
+    this.env.onSessionEnd?.({ id: ctx.id, stage: this.lastStage, status: this.lastStatus, elapsedMs, end });
   }
 
   // ---- fan-out ----
@@ -311,6 +356,7 @@ export class Leader implements MilterHandler {
       if (stop === true || (stop !== false && (await stop))) {
         child.lastStatus = "stop";
         this.log("debug", `milter ${child.name} stopped at ${stage}`);
+        this.record.answer(child.name, stage, "stop", 0);
         if (rule.stop.compiled) reply.add(rule.stop.compiled);
         child.take(rule.stop.child);
         return;
@@ -438,6 +484,15 @@ export class Leader implements MilterHandler {
 
   private answer(r: FinalReply): DecisionReply {
     this.lastStatus = statisticsStatus(r.status);
+    if (this.record.inMessage) {
+      this.messageStatus = this.lastStatus;
+      this.messageStage = this.lastStage;
+      if (this.lastStage === "envelope-recipient" && this.pendingRcpt !== undefined) {
+        if (r.status !== "reject" && r.status !== "temporary-failure" && r.status !== "discard") this.record.rcpt(this.pendingRcpt);
+        this.pendingRcpt = undefined;
+      }
+      if (this.lastStage !== "header" && this.lastStage !== "body") this.record.setQueueId(this.ctx.macro("i"));
+    }
     return toMtaReply(r);
   }
 

@@ -106,6 +106,16 @@ export interface MilterClientOptions {
   trace?: (direction: "send" | "receive", bytes: Uint8Array) => void;
 }
 
+/**
+ * Watches the steps of one client (the manager's logs and metrics): `sent` when a step's bytes go
+ * out, `done` with its outcome and the time since perform() was called. Steps that end without
+ * being sent (NO_*, after a failure) get `done` only.
+ */
+export interface StepObserver {
+  sent?(type: MtaCommandType, stage: StageName, bytes: Uint8Array): void;
+  done(type: MtaCommandType, stage: StageName, outcome: StepOutcome | EndOfMessageOutcome, ms: number): void;
+}
+
 interface Pending {
   type: MtaCommandType;
   stage: StageName;
@@ -144,6 +154,8 @@ export class MilterClient {
   onProgress: ((stage: StageName) => void) | undefined;
   /** Called with a description when the milter took a harmless liberty that is honoured (docs/tolerances.md). */
   onTolerated: ((what: string) => void) | undefined;
+  /** Sees every step and its outcome (undefined = nobody watches; nothing is timed). */
+  observer: StepObserver | undefined;
 
   private readonly opts: MilterClientOptions;
   private conn: FramedConnection | undefined;
@@ -345,6 +357,16 @@ export class MilterClient {
    * generator prepares a session once and reuses the bytes on every client.
    */
   perform(step: PreparedStep): Promise<StepOutcome | EndOfMessageOutcome> {
+    const observer = this.observer;
+    if (!observer) return this.performStep(step);
+    const t0 = performance.now();
+    return this.performStep(step).then((outcome) => {
+      observer.done(step.type, step.stage, outcome, performance.now() - t0);
+      return outcome;
+    });
+  }
+
+  private performStep(step: PreparedStep): Promise<StepOutcome | EndOfMessageOutcome> {
     this.requireNegotiated();
     const { type, stage } = step;
     if (this.pending) throw new Error(`MilterClient ${this.name}: ${stage} while ${this.pending.stage} is still pending`);
@@ -387,6 +409,7 @@ export class MilterClient {
     let below: boolean;
     try {
       this.opts.trace?.("send", bytes);
+      this.observer?.sent?.(type, stage, bytes);
       below = conn.send(bytes);
     } catch (e) {
       return Promise.resolve(this.fail("connection-error", stage, (e as Error).message));
