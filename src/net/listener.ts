@@ -163,7 +163,8 @@ function stopServer(server: SocketListener<FramedConnection | undefined>, spec: 
   }
 }
 
-async function prepareUnixPath(spec: UnixSpec, removeOnCreate: boolean, createDirectory: boolean): Promise<void> {
+/** Make way for a unix socket at spec.path: create its directory, reclaim a stale socket, refuse anything else. */
+export async function prepareUnixPath(spec: UnixSpec, removeOnCreate: boolean, createDirectory: boolean): Promise<void> {
   const path = spec.path;
   if (createDirectory) {
     try {
