@@ -46,6 +46,11 @@ const tool: Tool = {
       process.stdout.write(formatConfigToml(loaded));
       return 0;
     }
+    if (opts.check) {
+      const { runCheck } = await import("../manager/check.ts");
+      const { describeSource } = await import("../manager/daemon/run.ts");
+      return runCheck(loaded.config, (line) => process.stdout.write(`${line}\n`), describeSource(loaded));
+    }
     const { runManager } = await import("../manager/daemon/run.ts");
     return runManager({ loaded, reload: load });
   },

@@ -71,12 +71,13 @@ describe("each option sets its item", () => {
 
   test("every option of the table is covered above or below", () => {
     const covered = new Set(cases.flatMap(([argv]) => argv.filter((a) => a.startsWith("-")).map((a) => a.replace(/=.*/, "").replace(/^-s.+/, "-s"))));
-    for (const extra of ["--config", "--config-dir", "-c", "--show-config", "--help", "--version", "--help-all", "--help-milter", "--detect", "--import-config"]) covered.add(extra);
+    for (const extra of ["--config", "--config-dir", "-c", "--show-config", "--check", "--log-format", "--help", "--version", "--help-all", "--help-milter", "--detect", "--import-config"]) covered.add(extra);
     for (const o of MANAGER_OPTIONS) expect(covered.has(`--${o.long}`) || (o.short !== undefined && covered.has(`-${o.short}`))).toBe(true);
   });
 
   test("source and action options", () => {
-    expect(parseManagerArgv(["--config", "a.toml", "--show-config"])).toEqual({ configFile: "a.toml", showConfig: true, detect: false, help: false, overrides: [] });
+    expect(parseManagerArgv(["--config", "a.toml", "--show-config"])).toEqual({ configFile: "a.toml", showConfig: true, detect: false, check: false, help: false, overrides: [] });
+    expect(parseManagerArgv(["--check", "--log-format=json"])).toMatchObject({ check: true, overrides: [{ section: "log", item: "format", value: "json" }] });
     expect(parseManagerArgv(["-c", "/etc/x"])).toMatchObject({ configDir: "/etc/x" });
     expect(parseManagerArgv(["--config-dir=/etc/y"])).toMatchObject({ configDir: "/etc/y" });
     expect(parseManagerArgv(["--detect"])).toMatchObject({ detect: true });

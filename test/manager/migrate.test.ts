@@ -55,7 +55,7 @@ describe("a site's own file", () => {
     expect(c.security).toEqual({ privilege_mode: false, effective_user: "milter-manager", effective_group: "milter-manager" });
     expect(c.manager).toMatchObject({ max_connections: 200, n_workers: 2, event_loop_backend: "libev", pid_file: "/run/milter-manager/milter-manager.pid" });
     expect(c.controller).toMatchObject({ connection_spec: "unix:/run/milter-manager/controller.sock", unix_socket_mode: 0o600 });
-    expect(c.log).toEqual({ level: "error|warning|statistics", path: "/var/log/milter-manager/milter-manager.log", use_syslog: false, syslog_facility: "mail" });
+    expect(c.log).toEqual({ level: "error|warning|statistics", path: "/var/log/milter-manager/milter-manager.log", use_syslog: false, syslog_facility: "mail", format: "text" });
     const ac = c.applicable_conditions;
     expect(ac.s25r.allow.slice(-2)).toEqual(["/\\.mx\\.partner\\.example$/i", ".relay.example.org"]);
     expect(ac.s25r.allow).toHaveLength(8); // the stock list stays, as add_whitelist adds to it

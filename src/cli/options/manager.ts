@@ -60,7 +60,15 @@ export const MANAGER_TABLE: ToolOptions = {
       description: "Convert milter manager's Ruby configuration FILE (milter-manager.conf) to milterkit's TOML on standard output and exit; exit 2 when some of it must be ported by hand",
     },
     { long: "detect", section: "config", description: "Print the installed milters auto-detection finds, with the file and line each came from, and exit [manager.auto_detect]" },
+    {
+      long: "check", section: "config",
+      description: "Connect and negotiate with every child, print one line per child and exit (1 when one is unreachable or the configuration is broken)",
+    },
     ...DAEMON_OPTIONS.map((d) => ({ ...d, ...MANAGER_WORDING[d.long], item: ITEMS[d.long] })),
+    {
+      long: "log-format", value: "required", valueName: "FORMAT", choices: ["text", "json"], default: "text", section: "log", item: "log.format",
+      description: "Log line format: text, or json (one object per line)",
+    },
     ...helpOptions({ h: true }),
     { long: "help-all", section: "help", description: "Same as --help" },
     { long: "help-milter", section: "help", description: "Same as --help" },

@@ -26,6 +26,8 @@ export interface ManagerArgs {
   importConfig?: string;
   /** `--detect`: print the milters auto-detection would use, and from where, and exit */
   detect: boolean;
+  /** `--check` */
+  check: boolean;
   /** `--help-all` / `--help-milter` (plain --help is answered by the tool runner) */
   help: boolean;
   /** Item overrides, at most one per item (the last option given wins). */
@@ -83,6 +85,7 @@ const APPLY: Record<string, Apply> = {
   "connection-spec": (a, v, f) => setOverride(a, { section: "manager", item: "connection_spec", value: checked(M.connection_spec, v, f, v), option: f }),
   "log-level": (a, v, f) => setOverride(a, { section: "log", item: "level", value: checked(L.level, v, f, v), option: f }),
   "log-path": (a, v, f) => setOverride(a, { section: "log", item: "path", value: checked(L.path, v, f, v), option: f }),
+  "log-format": (a, v, f) => setOverride(a, { section: "log", item: "format", value: checked(L.format, v, f, v), option: f }),
   "verbose": logLevel("all"),
   "quiet": logLevel("none"),
   "syslog": (a, _v, f, negated) => setOverride(a, { section: "log", item: "use_syslog", value: !negated, option: f }),
@@ -107,6 +110,7 @@ const APPLY: Record<string, Apply> = {
   "show-config": (a) => { a.showConfig = true; },
   "import-config": (a, v) => { a.importConfig = v; },
   "detect": (a) => { a.detect = true; },
+  "check": (a) => { a.check = true; },
   "help": (a) => { a.help = true; },
   "help-all": (a) => { a.help = true; },
   "help-milter": (a) => { a.help = true; },
@@ -115,7 +119,7 @@ const APPLY: Record<string, Apply> = {
 
 /** The scanned command line as the manager's arguments, applied in order (so `-v --log-level error` ends at error). */
 export function managerArgs(scanned: Scanned): ManagerArgs {
-  const args: ManagerArgs = { showConfig: false, detect: false, help: false, overrides: [] };
+  const args: ManagerArgs = { showConfig: false, detect: false, check: false, help: false, overrides: [] };
   if (scanned.operands.length > 0) throw new CliOptionError(`unexpected argument '${scanned.operands[0]}' (the manager takes options only)`);
   for (const o of scanned.occurrences) {
     const apply = APPLY[o.def.long];

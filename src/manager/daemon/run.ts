@@ -8,6 +8,7 @@
 //   SIGHUP          reload: new sessions use the new configuration, sessions in flight finish
 //                   with theirs; a broken configuration is logged and the old one kept
 //   SIGTERM/SIGINT  the gate stops admitting, sessions in flight get STOP_GRACE_MS, launcher closed
+import { chownSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { LoadedConfig } from "../config/load.ts";
 import type { ManagerConfig } from "../config/schema.ts";
@@ -15,11 +16,15 @@ import { type ManagerServer, startEngine } from "../engine.ts";
 import { ChildStarter, ProcessLauncher } from "./launcher.ts";
 import { createLog } from "../log.ts";
 import { noChildWarning } from "../config/fail-open.ts";
-import { formatSpec, parseSpec } from "../../net/spec.ts";
-import { ensureDirectory, runService, type ServiceContext } from "../../runtime/lifecycle.ts";
+import { type Controller, startController } from "../controller/server.ts";
+import { Monitor, type MonitorInfo } from "../monitor.ts";
+import { ListenError } from "../../net/listener.ts";
+import { formatSpec, parseSpec, SpecError } from "../../net/spec.ts";
+import { ensureDirectory, runService, type ServiceContext, StartError } from "../../runtime/lifecycle.ts";
 import { ConnectionGate, setFileDescriptorLimit } from "../../runtime/limits.ts";
 import { parseLogLevel } from "../../runtime/log.ts";
 import { isRoot } from "../../runtime/privilege.ts";
+import { VERSION } from "../../version.ts";
 
 export const PROG = "milter-manager";
 
@@ -40,6 +45,7 @@ export const STOP_GRACE_MS = Number(process.env.MILTERKIT_STOP_GRACE_MS) || 10_0
 function logOptions(c: ManagerConfig) {
   return {
     level: parseLogLevel(c.log.level),
+    format: c.log.format,
     path: c.log.path && c.log.path !== "-" ? resolve(c.log.path) : undefined,
     syslog: c.log.use_syslog ? { ident: PROG, facility: c.log.syslog_facility } : undefined,
   };
@@ -55,11 +61,54 @@ function restartOnlyChanges(old: ManagerConfig, neu: ManagerConfig): string[] {
     ["manager.pid_file", old.manager.pid_file, neu.manager.pid_file],
     ["manager.n_workers", old.manager.n_workers, neu.manager.n_workers],
     ["manager.max_file_descriptors", old.manager.max_file_descriptors, neu.manager.max_file_descriptors],
+    ["controller.connection_spec", old.controller.connection_spec, neu.controller.connection_spec],
     ["security.effective_user", old.security.effective_user, neu.security.effective_user],
     ["security.effective_group", old.security.effective_group, neu.security.effective_group],
     ["security.privilege_mode", old.security.privilege_mode, neu.security.privilege_mode],
   ];
   return items.filter(([, a, b]) => a !== b).map(([name]) => name);
+}
+
+/** Where a loaded configuration came from, for the log, /status and --check. */
+export function describeSource(loaded: LoadedConfig): string {
+  if (loaded.builtInDefault) return "built-in default";
+  if (loaded.files.length > 0) return loaded.files.join(", ");
+  return loaded.source.kind === "file" ? loaded.source.path : loaded.source.dir;
+}
+
+function monitorInfo(loaded: LoadedConfig, worker: number | undefined): MonitorInfo {
+  const c = loaded.config;
+  return {
+    version: VERSION,
+    configSource: describeSource(loaded),
+    milters: c.milters.map((m) => ({ name: m.name, spec: m.connection_spec, enabled: m.enabled })),
+    notes: [noChildWarning(c)].filter((n): n is string => n !== undefined),
+    worker,
+  };
+}
+
+/** The HTTP controller (controller/server.ts) on controller.connection_spec; a failure to listen is a start-up failure. */
+async function openController(config: ManagerConfig, monitor: Monitor, ctx: ServiceContext): Promise<Controller> {
+  const cc = config.controller;
+  let controller: Controller;
+  try {
+    controller = await startController(cc.connection_spec!, monitor, {
+      mode: cc.unix_socket_mode,
+      group: cc.unix_socket_group,
+      removeOnCreate: cc.remove_unix_socket_on_create,
+      removeOnClose: cc.remove_unix_socket_on_close,
+    });
+  } catch (e) {
+    if (e instanceof ListenError || e instanceof SpecError) throw new StartError(`controller: ${e.message}`);
+    throw e;
+  }
+  if (controller.spec.kind === "unix" && ctx.owner) {
+    try {
+      chownSync(controller.spec.path, ctx.owner.uid, -1); // so the user we become can remove it
+    } catch {}
+  }
+  ctx.say("message", `controller (metrics, status) on ${controller.url ?? formatSpec(controller.spec)}`);
+  return controller;
 }
 
 export function describeMilters(config: ManagerConfig): string {
@@ -85,6 +134,8 @@ export async function runManager(startup: ManagerStartup): Promise<number | unde
       say("warning", `manager.max_connections (${c.manager.max_connections}) reached: ${active} sessions running, ${waiting} waiting; accepting again in ${c.manager.suspend_time_on_unacceptable} s`),
   });
   let gate: ConnectionGate | undefined;
+  let monitor: Monitor | undefined;
+  let controller: Controller | undefined;
   const logPath = config.log.path && config.log.path !== "-" ? resolve(config.log.path) : undefined;
 
   const r = await runService<ManagerServer & { socketPath?: string }>({
@@ -108,6 +159,8 @@ export async function runManager(startup: ManagerStartup): Promise<number | unde
         if (ctx.log.enabled("warning")) ctx.say("warning", unfiltered);
         else ctx.announce(`warning: ${unfiltered}`);
       }
+      ctx.say("info", `configuration from ${describeSource(startup.loaded)}`);
+      monitor = new Monitor(monitorInfo(startup.loaded, ctx.worker), ctx.log);
       gate = new ConnectionGate(gateOptions(config, ctx.say));
       if (config.manager.max_file_descriptors > 0) {
         const r = setFileDescriptorLimit(config.manager.max_file_descriptors);
@@ -131,8 +184,17 @@ export async function runManager(startup: ManagerStartup): Promise<number | unde
     async listen({ spec, reusePort }, ctx) {
       engine = await startEngine(
         { ...config, manager: { ...config.manager, connection_spec: formatSpec(spec!) } },
-        { log: ctx.log, gate, reusePort, unreachable: starter ? (m) => starter!.unreachable(m) : undefined },
+        { log: ctx.log, events: monitor, gate, reusePort, unreachable: starter ? (m) => starter!.unreachable(m) : undefined },
       );
+      // With workers, the first one serves the controller (its numbers are that worker's).
+      if (config.controller.connection_spec && (ctx.worker === undefined || ctx.worker === 1)) {
+        try {
+          controller = await openController(config, monitor!, ctx);
+        } catch (e) {
+          await engine.close({ waitMs: 0 });
+          throw e;
+        }
+      }
       return Object.assign(engine, { socketPath: engine.spec.kind === "unix" ? engine.spec.path : undefined });
     },
     readyLine: (_ctx, worker) => `listening on ${formatSpec(engine!.spec)}${worker}: ${describeMilters(config)}`,
@@ -143,8 +205,12 @@ export async function runManager(startup: ManagerStartup): Promise<number | unde
         next = await startup.reload();
       } catch (e) {
         say("error", `reload failed, keeping the old configuration: ${(e as Error).message}`);
+        monitor?.reload(false, (e as Error).message);
         return;
       }
+      monitor?.reload(true);
+      monitor?.configure(monitorInfo(next, ctx.worker));
+      say("info", `configuration reloaded from ${describeSource(next)}`);
       for (const note of next.notes) say("message", note);
       const later = restartOnlyChanges(config, next.config);
       if (later.length > 0) say("warning", `changed items take effect at the next start only: ${later.join(", ")}`);
@@ -160,9 +226,15 @@ export async function runManager(startup: ManagerStartup): Promise<number | unde
       const unfiltered = noChildWarning(config);
       if (unfiltered) say("warning", unfiltered);
     },
-    stopping: () => gate?.close(),
+    stopping: () => {
+      gate?.close();
+      controller?.close();
+    },
     stopped: () => launcher?.close(),
-    cleanup: () => launcher?.close(),
+    cleanup: () => {
+      controller?.close();
+      return launcher?.close();
+    },
   });
   return typeof r === "number" ? r : undefined;
 }
