@@ -95,12 +95,16 @@ export class SessionLog {
   private readonly session = new Answers();
   private message: Answers | undefined;
   private readonly startedAt = performance.now();
+  /** Summary lines are written (level `message` on): only then are answers collected for them. */
+  private readonly summaries: boolean;
 
   constructor(
     private readonly log: ManagerLog,
     private readonly events: ManagerEvents,
     private readonly id: number,
-  ) {}
+  ) {
+    this.summaries = log.enabled("message");
+  }
 
   /**
    * Watch a child's steps (its MilterClient's observer). An evaluation-mode child is marked on the
@@ -132,7 +136,7 @@ export class SessionLog {
 
   /** Record a child's answer (also a condition's stop, which sends nothing). */
   answer(child: string, stage: string, status: string, ms: number, label = child): void {
-    (this.message ?? this.session).add(label, stage, status, ms);
+    if (this.summaries) (this.message ?? this.session).add(label, stage, status, ms);
     this.events.childAnswer(child, stage as StageName, status, ms);
   }
 
