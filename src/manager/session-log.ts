@@ -191,19 +191,19 @@ export class SessionLog {
     this.log.write(
       "message",
       `[${this.id}] ${qid}: client=${this.client} helo=<${this.helo}> from=${this.from} nrcpt=${this.recipients.length}${to} milters: ${answers.empty ? "none" : answers.text()}; reply=${status} at ${stage} elapsed=${elapsed.toFixed(3)}s`,
-      {
+      () => ({
         session: this.id,
         queue_id: qid,
         client: this.client,
         helo: this.helo,
         from: this.from,
         nrcpt: this.recipients.length,
-        ...(to ? { recipients: this.recipients } : {}),
+        ...(to ? { recipients: [...this.recipients] } : {}),
         milters: answers.json(),
         reply: status,
         stage,
         elapsed,
-      },
+      }),
     );
   }
 
@@ -214,7 +214,7 @@ export class SessionLog {
     this.log.write(
       "message",
       `[${this.id}] session: client=${this.client} helo=<${this.helo}> messages=${this.messages} milters: ${this.session.empty ? "none" : this.session.text()}; reply=${status} at ${stage} end=${reason} elapsed=${elapsed.toFixed(3)}s`,
-      { session: this.id, client: this.client, helo: this.helo, messages: this.messages, milters: this.session.json(), reply: status, stage, end: reason, elapsed },
+      () => ({ session: this.id, client: this.client, helo: this.helo, messages: this.messages, milters: this.session.json(), reply: status, stage, end: reason, elapsed }),
     );
   }
 }

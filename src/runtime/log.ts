@@ -79,8 +79,11 @@ export { sessionsFinishedLine } from "./statistics.ts";
 export const LOG_FORMATS = ["text", "json"] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
 
-/** Structured details of an entry (the JSON format writes them as members; the text line already says them). */
-export type LogFields = Record<string, unknown>;
+/**
+ * Structured details of an entry (the JSON format writes them as members; the text line already
+ * says them). A function is called only when they are written.
+ */
+export type LogFields = Record<string, unknown> | (() => Record<string, unknown>);
 
 /** True when fd 1 is the stream systemd's journal reads (JOURNAL_STREAM is `<dev>:<inode>` of it). */
 export function stdoutIsJournal(env = process.env.JOURNAL_STREAM): boolean {
@@ -229,9 +232,10 @@ export class Logger {
     const text = oneLine(msg);
     let line: string;
     if (this.format === "json") {
-      const o: LogFields = { time, level, message: msg };
+      const o: Record<string, unknown> = { time, level, message: msg };
       if (this.worker !== undefined) Object.assign(o, { worker: this.worker, pid: process.pid });
-      line = `${JSON.stringify(fields ? { ...fields, ...o } : o)}\n`;
+      const extra = typeof fields === "function" ? fields() : fields;
+      line = `${JSON.stringify(extra ? { ...extra, ...o } : o)}\n`;
     } else {
       const who = this.worker !== undefined && level !== "statistics" ? `[worker ${this.worker}][pid ${process.pid}] ` : "";
       line = `[${time}]: ${level === "statistics" ? "" : `[${level}] `}${who}${text}\n`;

@@ -27,7 +27,7 @@ function capture(level = "default"): ManagerLog & { lines: string[]; fields: Rec
     write(l, text, f) {
       if ((mask & bits[l]) === 0) return;
       lines.push(`[${l}] ${text}`);
-      if (f) fields.push(f);
+      if (f) fields.push(typeof f === "function" ? f() : f);
     },
   };
 }
