@@ -61,11 +61,15 @@ describe("--check", () => {
     expect(existsSync(dir)).toBe(false); // no socket, pid file or log directory
   }, 30_000);
 
-  test("every child reachable: exit 0; a broken configuration: exit 1 with the error", async () => {
+  test("every child reachable: exit 0; no child: the warning, exit 0; a broken configuration: exit 1 with the error", async () => {
     const ok = writeConfig(join(work.dir, "ok.json"), { log: { use_syslog: false }, milters: [{ name: "one", connection_spec: child.spec }] });
     const r = await run(["--config", ok, "--check"]);
     expect(r.code).toBe(0);
     expect(r.out).toContain("1 reachable, 0 unreachable");
+    const none = writeConfig(join(work.dir, "none.json"), { log: { use_syslog: false }, milters: [] });
+    const n = await run(["--config", none, "--check"]);
+    expect(n.code).toBe(0);
+    expect(n.out).toContain("warning: no child milter is configured or detected: every message gets manager.fallback_status");
     const bad = writeConfig(join(work.dir, "bad.json"), { milters: [{ name: "x", connection_spec: "bogus:1" }] });
     const b = await run(["--config", bad, "--check"]);
     expect(b.code).toBe(1);
