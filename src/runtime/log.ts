@@ -16,8 +16,8 @@
  * line instead. On standard output read by the journal (JOURNAL_STREAM names
  * our stdout) each line starts with its `<N>` syslog priority. In a worker
  * process every line but the statistics lines (kept byte for byte) names the
- * worker and its pid. An identical warning or error repeated within the
- * window (60 s) is written once, then once more with the count.
+ * worker and its pid. An identical warning or error of a session (the
+ * session tag aside) repeated within the window (60 s) is written once, then once more with the count.
  */
 import { fstatSync } from "node:fs";
 import { oneLine } from "./log-text.ts";
@@ -115,6 +115,9 @@ export interface LoggerOptions {
   /** Writer to use for stdout (share the tool's stdout writer so lines stay in order). */
   stdout?: FdWriter;
 }
+
+/** The session tag that starts what a session logs. */
+const SESSION_TAG = /^\[\d+\] /;
 
 interface Repeat {
   count: number;
@@ -223,7 +226,7 @@ export class Logger {
   /** Write one entry (if its level is on); `fields` are extra members of the JSON object. */
   write(level: LogLevel, msg: string, fields?: LogFields): void {
     if ((this.level & BIT[level]) === 0) return;
-    if (this.repeatWindowMs > 0 && (level === "warning" || level === "error" || level === "critical") && this.repeated(level, msg)) return;
+    if (this.repeatWindowMs > 0 && (level === "warning" || level === "error" || level === "critical") && SESSION_TAG.test(msg) && this.repeated(level, msg)) return;
     this.emit(level, msg, fields);
   }
 
@@ -247,8 +250,10 @@ export class Logger {
   }
 
   /**
-   * The rate limit: the first of identical entries (the session tag `[12] ` aside) is written; the
-   * next ones within the window are counted and summed up in one line when it closes.
+   * The rate limit, for what sessions say (entries starting with a session tag `[12] `): the first
+   * of identical entries (the tag aside) is written; the next ones within the window are counted
+   * and summed up in one line when it closes. The daemon's own warnings (start, reload) are rare
+   * and each one is news: they are never held back.
    */
   private repeated(level: LogLevel, msg: string): boolean {
     const key = `${level}\0${msg.replace(/^\[\d+\] /, "")}`;

@@ -166,28 +166,30 @@ describe("workers and repeats", () => {
     }
   });
 
-  test("an identical warning (session tag aside) is written once per window, then once with the count", async () => {
+  test("a session's identical warning (tag aside) is written once per window, then once with the count; the daemon's own warnings are not held back", async () => {
     const d = tmp();
     try {
       const path = join(d.path, "r.log");
       const log = new Logger({ path, level: parseLogLevel("all"), repeatWindowMs: 300 });
       for (let i = 1; i <= 100; i++) log.warning(`[${i}] milter dead (inet:1@[127.0.0.1]) is not available, counted as accept: connection refused`);
       log.warning("[101] another warning");
+      log.warning("no child milter: the daemon's own warning is never held back");
+      log.warning("no child milter: the daemon's own warning is never held back");
       log.info("[102] info is never limited");
       log.info("[103] info is never limited");
       log.flush();
       let lines = readFileSync(path, "utf8").trimEnd().split("\n");
-      expect(lines.length).toBe(4);
+      expect(lines.length).toBe(6);
       expect(lines[0]).toEndWith("[warning] [1] milter dead (inet:1@[127.0.0.1]) is not available, counted as accept: connection refused");
       await until(() => readFileSync(path, "utf8").includes("repeated"), 3000);
       log.flush();
       lines = readFileSync(path, "utf8").trimEnd().split("\n");
-      expect(lines.length).toBe(5);
-      expect(lines[4]).toEndWith("[warning] [1] milter dead (inet:1@[127.0.0.1]) is not available, counted as accept: connection refused (repeated 99 times in 0.3 s)");
+      expect(lines.length).toBe(7);
+      expect(lines[6]).toEndWith("[warning] [1] milter dead (inet:1@[127.0.0.1]) is not available, counted as accept: connection refused (repeated 99 times in 0.3 s)");
       // A new window: the next one is written again.
       log.warning("[104] milter dead (inet:1@[127.0.0.1]) is not available, counted as accept: connection refused");
       await log.close();
-      expect(readFileSync(path, "utf8").trimEnd().split("\n").length).toBe(6);
+      expect(readFileSync(path, "utf8").trimEnd().split("\n").length).toBe(8);
     } finally {
       d.remove();
     }
