@@ -1,42 +1,76 @@
-// bun run bench/smtp-source.bench.ts
+// bun run bench/smtp-source.bench.ts [--quick]
 //
-// Postfix's smtp-source and ours, in turn, against Postfix's smtp-sink on
-// 127.0.0.1: `-m M -l 1024 -s S` for S in 1 10 50, ours also with -P; then
-// the same with -d (one connection per session). Prints messages/second (wall
-// time around each process, start-up included, as docs/postfix-bench.md
-// measures), the ratio ours / Postfix's pair by pair (medians over the
-// repeats), and the CPU time per message of the client and of the sink.
+// Three SMTP clients against Postfix's smtp-sink on 127.0.0.1, in one run:
+//   postfix  Postfix's smtp-source (/usr/sbin/smtp-source)
+//   ours     our smtp-source (dist/smtp-source)
+//   floor    bench/smtp-source-floor.ts compiled like ours: a bare client that
+//            speaks the same dialogue with the same bytes and does nothing
+//            else, so it shows what the runtime allows on this machine.
+// Modes: -s 1/10/50, with and without -d, with and without -P, SMTP and LMTP
+// (-L; the sink speaks LMTP too); -l 1024, one recipient. Postfix's client
+// has no -P: a -P row compares with its run without -P.
 //
-// Knobs (environment): BENCH_M (10000), BENCH_L (1024), BENCH_SESSIONS ("1 10 50"),
-// BENCH_REPEAT (1), BENCH_REUSE (1: also the -d set; "only": just that set),
-// BENCH_OURS (dist/smtp-source if built, else "bun src/main.ts smtp-source").
+// Rounds are interleaved (every mode and client once per round, the order of
+// the clients rotating), and medians over the rounds are printed, so the
+// machine's other load hits every client alike. Each run gets a fresh sink on
+// a fresh port (one connection per message leaves a TIME_WAIT socket per
+// message on the address pair, which slows the next run's connect()).
 //
-// Every run gets a fresh sink on a fresh port: one connection per message
-// leaves a TIME_WAIT socket per message behind, and thousands of them on the
-// same address pair slow down the next run's connect() (the kernel searches
-// longer for a free local port). A new port has none, so every run starts alike.
-import { existsSync, readFileSync } from "node:fs";
+// Start-up is measured apart: each client's median wall and CPU time for
+// `-m 1` (process start, one connection, one message). The steady rate is
+// messages / (wall time - start-up), the CPU per message (user + system of the
+// client, from the kernel's rusage at exit; the sink's from /proc in 10 ms
+// ticks) is (CPU - start-up CPU) / messages.
+//
+// Knobs (environment): BENCH_ROUNDS (3), BENCH_SESSIONS ("1 10 50"),
+// BENCH_M_CONN (messages per run without -d, 2000), BENCH_M_REUSE (with -d,
+// 8000; with -d -P four times as many, so that every run lasts about as long
+// and the JIT's warm-up weighs alike), BENCH_LMTP (1: also LMTP; 0: SMTP only; "only"), BENCH_REUSE (1: both;
+// 0: without -d; "only"), BENCH_OURS (the command of ours, default
+// dist/smtp-source). --quick: 2 rounds, -s 1 and 10, SMTP only, fewer messages.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 const ROOT = join(import.meta.dir, "..");
-const M = Number(process.env.BENCH_M ?? 10000);
-const L = Number(process.env.BENCH_L ?? 1024);
-const SESSIONS = (process.env.BENCH_SESSIONS ?? "1 10 50").split(/\s+/).filter(Boolean).map(Number);
-const REPEAT = Number(process.env.BENCH_REPEAT ?? 1);
-const REUSE = process.env.BENCH_REUSE ?? "1";
+const QUICK = process.argv.includes("--quick");
+const env = (k: string, dflt: string, quick = dflt) => process.env[k] ?? (QUICK ? quick : dflt);
+const ROUNDS = Number(env("BENCH_ROUNDS", "3", "2"));
+const SESSIONS = env("BENCH_SESSIONS", "1 10 50", "1 10").split(/\s+/).filter(Boolean).map(Number);
+const M_CONN = Number(env("BENCH_M_CONN", "2000", "1000"));
+const M_REUSE = Number(env("BENCH_M_REUSE", "8000", "4000"));
+const LMTP = env("BENCH_LMTP", "1", "0");
+const REUSE = env("BENCH_REUSE", "1");
+const L = 1024;
+const MYHOSTNAME = "bench.milterkit.test";
 const PF_SOURCE = "/usr/sbin/smtp-source";
 const PF_SINK = "/usr/sbin/smtp-sink";
-const OURS = process.env.BENCH_OURS
-  ? process.env.BENCH_OURS.split(" ")
-  : existsSync(join(ROOT, "dist/smtp-source")) ? [join(ROOT, "dist/smtp-source")] : [process.execPath, join(ROOT, "src/main.ts"), "smtp-source"];
+const OURS = process.env.BENCH_OURS ? process.env.BENCH_OURS.split(" ") : [join(ROOT, "dist/smtp-source")];
 const TICK_MS = 10; // /proc/PID/stat counts CPU time in 1/100 s
 
-for (const p of [PF_SOURCE, PF_SINK]) {
+for (const p of [PF_SOURCE, PF_SINK, OURS[0]]) {
   if (!existsSync(p)) {
-    console.error(`${p} is missing (apt-get install postfix)`);
+    console.error(`${p} is missing (apt-get install postfix; bun run build)`);
     process.exit(1);
   }
 }
+
+// The floor, compiled with the flags of our binary (build.ts) so that both start alike.
+const tmp = mkdtempSync(join(tmpdir(), "mk-floor-"));
+const FLOOR = join(tmp, "floor");
+{
+  const b = Bun.spawnSync([process.execPath, "build", "--compile", "--minify", "--bytecode", "--format=esm",
+    "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig", join(import.meta.dir, "smtp-source-floor.ts"), "--outfile", FLOOR]);
+  if (b.exitCode !== 0) throw new Error(`compiling the floor failed: ${b.stderr}`);
+}
+process.on("exit", () => rmSync(tmp, { recursive: true, force: true }));
+
+type Client = "postfix" | "ours" | "floor";
+const COMMAND: Record<Client, string[]> = {
+  postfix: [PF_SOURCE],
+  ours: [...OURS, "--no-summary"],
+  floor: [FLOOR],
+};
 
 async function freePort(): Promise<number> {
   const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
@@ -45,7 +79,7 @@ async function freePort(): Promise<number> {
   return p;
 }
 
-/** utime + stime of a process in milliseconds. */
+/** utime + stime of a live process in milliseconds. */
 function cpuMs(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
   const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
@@ -54,9 +88,10 @@ function cpuMs(pid: number): number {
 
 const asRoot = process.getuid?.() === 0;
 
-async function startSink(): Promise<{ port: number; proc: ReturnType<typeof Bun.spawn> }> {
+async function startSink(lmtp: boolean): Promise<{ port: number; proc: ReturnType<typeof Bun.spawn> }> {
   const port = await freePort();
-  const proc = Bun.spawn([PF_SINK, ...(asRoot ? ["-u", "nobody"] : []), "-4", `127.0.0.1:${port}`, "1024"], { stdout: "ignore", stderr: "inherit" });
+  const proc = Bun.spawn([PF_SINK, ...(asRoot ? ["-u", "nobody"] : []), ...(lmtp ? ["-L"] : []), "-4", `127.0.0.1:${port}`, "1024"],
+    { stdout: "ignore", stderr: "inherit" });
   for (let i = 0; i < 100; i++) {
     try {
       const s = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
@@ -70,65 +105,101 @@ async function startSink(): Promise<{ port: number; proc: ReturnType<typeof Bun.
   throw new Error("smtp-sink did not start");
 }
 
-interface Run { rate: number; clientMs: number; sinkMs: number }
+/** Wall and CPU time (ms) of one client run against a fresh sink, and the sink's CPU (ms). */
+interface Raw { wallMs: number; cpuMs: number; sinkMs: number }
 
-/** One run against a fresh sink: messages/second by wall time, CPU per message; throws if the run failed. */
-async function runOnce(cmd: string[], args: string[]): Promise<Run> {
-  const sink = await startSink();
+async function runOnce(client: Client, args: string[], lmtp: boolean): Promise<Raw> {
+  const sink = await startSink(lmtp);
   try {
-    await Bun.sleep(100); // the probe connection's close settles
+    await Bun.sleep(50); // the probe connection's close settles
     const sink0 = cpuMs(sink.proc.pid);
     const t0 = performance.now();
-    const p = Bun.spawn([...cmd, ...args, `127.0.0.1:${sink.port}`], { stdout: "ignore", stderr: "pipe" });
-    const timer = setTimeout(() => p.kill("SIGKILL"), 600_000);
+    const p = Bun.spawn([...COMMAND[client], ...args, `127.0.0.1:${sink.port}`], { stdout: "ignore", stderr: "pipe" });
+    const timer = setTimeout(() => p.kill("SIGKILL"), 120_000);
     const [code, err] = await Promise.all([p.exited, new Response(p.stderr).text()]);
     clearTimeout(timer);
-    const secs = (performance.now() - t0) / 1000;
+    const wallMs = performance.now() - t0;
     const sinkMs = cpuMs(sink.proc.pid) - sink0;
-    if (code !== 0) throw new Error(`${cmd.join(" ")}: exit ${code}\n${err}`);
+    if (code !== 0) throw new Error(`${client} ${args.join(" ")}: exit ${code}\n${err}`);
     const cpu = p.resourceUsage()?.cpuTime;
-    const clientMs = cpu ? Number(cpu.total) / 1000 : NaN;
-    return { rate: M / secs, clientMs: clientMs / M, sinkMs: sinkMs / M };
+    return { wallMs, cpuMs: cpu ? Number(cpu.total) / 1000 : NaN, sinkMs };
   } finally {
     sink.proc.kill("SIGTERM");
     await sink.proc.exited;
   }
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const medianRun = (rs: Run[]): Run => ({
-  rate: median(rs.map((r) => r.rate)), clientMs: median(rs.map((r) => r.clientMs)), sinkMs: median(rs.map((r) => r.sinkMs)),
-});
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
 
-interface Row { label: string; pf: Run; ours: Run; oursP: Run }
-const rows: Row[] = [];
-const us = (ms: number) => `${(ms * 1000).toFixed(0)}`;
+interface Mode { s: number; reuse: boolean; lmtp: boolean }
+const modes: Mode[] = [];
+const reuseSet = REUSE === "only" ? [true] : REUSE === "0" ? [false] : [false, true];
+const lmtpSet = LMTP === "only" ? [true] : LMTP === "0" ? [false] : [false, true];
+for (const lmtp of lmtpSet) for (const reuse of reuseSet) for (const s of SESSIONS) modes.push({ s, reuse, lmtp });
 
-const sets = REUSE === "only" ? [true] : REUSE === "1" ? [false, true] : [false];
-for (const reuse of sets) {
-  for (const s of SESSIONS) {
-    const common = ["-m", String(M), "-l", String(L), "-s", String(s), ...(reuse ? ["-d"] : [])];
-    const pf: Run[] = [];
-    const ours: Run[] = [];
-    const oursP: Run[] = [];
-    for (let r = 0; r < REPEAT; r++) {
-      pf.push(await runOnce([PF_SOURCE], common));
-      ours.push(await runOnce([...OURS, "--no-summary"], common));
-      oursP.push(await runOnce([...OURS, "--no-summary", "-P"], common));
-    }
-    const row = { label: `-s ${s}${reuse ? " -d" : ""}`, pf: medianRun(pf), ours: medianRun(ours), oursP: medianRun(oursP) };
-    rows.push(row);
-    console.log(`${row.label.padEnd(8)} postfix ${row.pf.rate.toFixed(0).padStart(6)} msg/s  ours ${row.ours.rate.toFixed(0).padStart(6)} msg/s ` +
-      `(x${(row.ours.rate / row.pf.rate).toFixed(2)})  ours -P ${row.oursP.rate.toFixed(0).padStart(6)} msg/s (x${(row.oursP.rate / row.pf.rate).toFixed(2)})`);
+type Variant = "postfix" | "ours" | "floor" | "ours -P" | "floor -P";
+const VARIANTS: Variant[] = ["postfix", "ours", "floor", "ours -P", "floor -P"];
+const messages = (m: Mode, v: Variant) => (!m.reuse ? M_CONN : v.endsWith("-P") ? 4 * M_REUSE : M_REUSE);
+const label = (m: Mode) => `${m.lmtp ? "-L " : ""}-s ${m.s}${m.reuse ? " -d" : ""}`;
+const argsOf = (m: Mode, v: Variant) => [
+  "-M", MYHOSTNAME, "-l", String(L), "-m", String(messages(m, v)), "-s", String(m.s),
+  ...(m.reuse ? ["-d"] : []), ...(m.lmtp ? ["-L"] : []), ...(v.endsWith("-P") ? ["-P"] : []),
+];
+const clientOf = (v: Variant) => v.split(" ")[0] as Client;
+
+const raw = new Map<string, Raw[]>();
+const push = (k: string, r: Raw) => (raw.get(k) ?? raw.set(k, []).get(k)!).push(r);
+const startup: Record<Client, Raw[]> = { postfix: [], ours: [], floor: [] };
+
+const t0 = performance.now();
+console.log(`load: ${readFileSync("/proc/loadavg", "latin1").trim()}; ${ROUNDS} rounds of ${modes.length} modes`);
+for (let round = 0; round < ROUNDS; round++) {
+  for (const c of ["postfix", "ours", "floor"] as Client[]) {
+    startup[c].push(await runOnce(c, ["-M", MYHOSTNAME, "-l", String(L), "-m", "1"], false));
+  }
+  for (const [i, m] of modes.entries()) {
+    const order = VARIANTS.map((_, j) => VARIANTS[(j + round + i) % VARIANTS.length]);
+    for (const v of order) push(`${label(m)}|${v}`, await runOnce(clientOf(v), argsOf(m, v), m.lmtp));
+  }
+  console.log(`round ${round + 1}/${ROUNDS} done, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+}
+
+const up: Record<Client, { wallMs: number; cpuMs: number }> = {} as any;
+for (const c of ["postfix", "ours", "floor"] as Client[]) {
+  up[c] = { wallMs: median(startup[c].map((r) => r.wallMs)), cpuMs: median(startup[c].map((r) => r.cpuMs)) };
+}
+
+interface Steady { rate: number; cpuUs: number; sinkUs: number }
+function steady(m: Mode, v: Variant): Steady {
+  const u = up[clientOf(v)];
+  const rs = raw.get(`${label(m)}|${v}`)!;
+  const n = messages(m, v);
+  return {
+    rate: median(rs.map((r) => n / ((r.wallMs - u.wallMs) / 1000))),
+    cpuUs: median(rs.map((r) => ((r.cpuMs - u.cpuMs) * 1000) / n)),
+    sinkUs: median(rs.map((r) => (r.sinkMs * 1000) / n)),
+  };
+}
+
+const f0 = (x: number) => x.toFixed(0);
+const f2 = (x: number) => x.toFixed(2);
+console.log(`\nsmtp-source -l ${L} against Postfix's smtp-sink; ${ROUNDS} rounds, medians; -m ${M_CONN} (one connection per message), ${M_REUSE} (-d) or ${4 * M_REUSE} (-d -P)`);
+console.log(`ours = ${OURS.join(" ")}; load now: ${readFileSync("/proc/loadavg", "latin1").trim()}`);
+console.log("\nstart-up (-m 1: process start, one connection, one message), median wall / CPU ms:");
+for (const c of ["postfix", "ours", "floor"] as Client[]) console.log(`  ${c.padEnd(8)} ${up[c].wallMs.toFixed(1)} / ${up[c].cpuMs.toFixed(1)}`);
+console.log("\nsteady rate (msg/s, start-up taken off) and client CPU µs/msg; ratio = ours / floor, ours / Postfix (a -P row compares with Postfix without -P)");
+console.log("| mode | Postfix msg/s | ours msg/s | floor msg/s | ours/floor | ours/Postfix | floor/Postfix | CPU µs Postfix | CPU µs ours | CPU µs floor | CPU ours/floor | sink CPU µs (pf / ours / floor) |");
+console.log("|---|---|---|---|---|---|---|---|---|---|---|---|");
+for (const m of modes) {
+  const pf = steady(m, "postfix");
+  for (const p of ["", " -P"]) {
+    const o = steady(m, `ours${p}` as Variant), fl = steady(m, `floor${p}` as Variant);
+    console.log(`| ${label(m)}${p} | ${f0(pf.rate)} | ${f0(o.rate)} | ${f0(fl.rate)} | ${f2(o.rate / fl.rate)} | ${f2(o.rate / pf.rate)} | ${f2(fl.rate / pf.rate)} | ` +
+      `${f0(pf.cpuUs)} | ${f0(o.cpuUs)} | ${f0(fl.cpuUs)} | ${f2(o.cpuUs / fl.cpuUs)} | ${f0(pf.sinkUs)} / ${f0(o.sinkUs)} / ${f0(fl.sinkUs)} |`);
   }
 }
-
-console.log(`\nsmtp-source -m ${M} -l ${L} against Postfix's smtp-sink, ${REPEAT} run(s) each, median msg/s by wall time; ours = ${OURS.join(" ")}`);
-console.log("CPU µs/msg: client / sink (the sink's in 10 ms ticks)");
-console.log("| sessions | Postfix msg/s | ours msg/s | ratio | ours -P msg/s | ratio -P | CPU Postfix | CPU ours | CPU ours -P |");
-console.log("|---|---|---|---|---|---|---|---|---|");
-for (const r of rows) {
-  const cpu = (x: Run) => `${us(x.clientMs)} / ${us(x.sinkMs)}`;
-  console.log(`| ${r.label} | ${r.pf.rate.toFixed(0)} | ${r.ours.rate.toFixed(0)} | ${(r.ours.rate / r.pf.rate).toFixed(2)} | ` +
-    `${r.oursP.rate.toFixed(0)} | ${(r.oursP.rate / r.pf.rate).toFixed(2)} | ${cpu(r.pf)} | ${cpu(r.ours)} | ${cpu(r.oursP)} |`);
-}
+console.log(`\ntotal ${((performance.now() - t0) / 1000).toFixed(0)} s`);
