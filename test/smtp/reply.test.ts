@@ -1,10 +1,20 @@
 import { describe, expect, test } from "bun:test";
-import { ehloKeywords, type Reply, ReplyParser, ReplySyntaxError, replyText } from "../../src/smtp/reply.ts";
+import { ehloKeywords, ehloOffers, type Reply, ReplyParser, ReplySyntaxError, replyText } from "../../src/smtp/reply.ts";
+
+// As plain objects: a one-line reply reads its text on demand.
+const plain = (r: Reply) => ({ code: r.code, lines: r.lines });
+
+function parseRaw(chunks: string[]): Reply[] {
+  const p = new ReplyParser();
+  const out: Reply[] = [];
+  for (const c of chunks) p.push(c, (r) => out.push(r));
+  return out;
+}
 
 function parseAll(chunks: string[]): Reply[] {
   const p = new ReplyParser();
   const out: Reply[] = [];
-  for (const c of chunks) p.push(c, (r) => out.push(r));
+  for (const c of chunks) p.push(c, (r) => out.push(plain(r)));
   return out;
 }
 
@@ -31,7 +41,7 @@ describe("ReplyParser", () => {
     for (let size = 1; size <= 5; size++) {
       const p = new ReplyParser();
       const out: Reply[] = [];
-      for (let i = 0; i < bytes.length; i += size) p.push(new Uint8Array(bytes.subarray(i, i + size)), (r) => out.push(r));
+      for (let i = 0; i < bytes.length; i += size) p.push(new Uint8Array(bytes.subarray(i, i + size)), (r) => out.push(plain(r)));
       expect(out).toEqual([{ code: 250, lines: ["250-caf\xe9", "250 ok"] }, { code: 554, lines: ["554 5.7.1 \xff"] }]);
     }
   });
@@ -49,5 +59,38 @@ describe("ReplyParser", () => {
   test("replyText joins continuation lines like Postfix prints them", () => {
     expect(replyText({ code: 450, lines: ["450 4.3.0 Error: command failed"] })).toBe("450 4.3.0 Error: command failed");
     expect(replyText({ code: 550, lines: ["550-first", "550 second"] })).toBe("550-first second");
+  });
+});
+
+describe("ehloOffers", () => {
+  const parsed = (text: string) => parseRaw([text])[0];
+  test("finds a keyword in any case, only as a whole word, never in the greeting line", () => {
+    const r = parsed("250-PIPELINING smtp-sink\r\n250-8BITMIME\r\n250-starttls\r\n250-AUTH PLAIN\r\n250 PIPELININGX\r\n");
+    expect(ehloOffers(r, "STARTTLS")).toBe(true);
+    expect(ehloOffers(r, "8BITMIME")).toBe(true);
+    expect(ehloOffers(r, "AUTH")).toBe(true);
+    expect(ehloOffers(r, "PLAIN")).toBe(false);
+    expect(ehloOffers(r, "PIPELINING")).toBe(false);
+    expect(ehloOffers(parsed("250-x\n250 PIPELINING\n"), "PIPELINING")).toBe(true);
+    expect(ehloOffers(parsed("250 PIPELINING\r\n"), "PIPELINING")).toBe(false);
+  });
+  test("agrees with ehloKeywords, in any split of the bytes", () => {
+    const text = "250-smtp-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-  dsn \r\n250 STARTTLS\r\n";
+    for (let size = 1; size <= 9; size++) {
+      const chunks: string[] = [];
+      for (let i = 0; i < text.length; i += size) chunks.push(text.slice(i, i + size));
+      const r = parseRaw(chunks)[0];
+      const kws = ehloKeywords(r);
+      expect([...kws]).toEqual(["PIPELINING", "8BITMIME", "DSN", "STARTTLS"]);
+      for (const k of ["PIPELINING", "8BITMIME", "DSN", "STARTTLS", "SMTPUTF8"]) expect(ehloOffers(r, k)).toBe(kws.has(k));
+    }
+  });
+});
+
+describe("ReplyParser bounds", () => {
+  test("a multi-line reply longer than 64 KiB without its last line is an error", () => {
+    const p = new ReplyParser();
+    const line = Buffer.from("250-" + "x".repeat(1000) + "\r\n", "latin1");
+    expect(() => { for (let i = 0; i < 100; i++) p.push(line, () => {}); }).toThrow(ReplySyntaxError);
   });
 });
