@@ -27,12 +27,6 @@ export async function runSmtpSource(args: Scanned): Promise<number> {
     }
     throw e;
   }
-  // With several sessions the client and the server under test keep both
-  // cores busy, and optimizing compiles (on a thread of their own) take CPU
-  // from the server: tier up 100 times later (measured, -s 50 -d -P: 233 vs
-  // 272 ms per 10000 messages). One session leaves a core idle while the
-  // other side works, and fully optimized code shortens every round trip.
-  if (o.sessions > 1) Bun.unsafe.setJITPolicy(100);
   let file: Uint8Array | undefined;
   if (o.file !== undefined) {
     try {

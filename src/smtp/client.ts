@@ -60,9 +60,18 @@ function connectError(e: any): ConnectError {
   return new ConnectError(code, `connect: ${ERRNO_TEXT[code] ?? e?.message ?? code}`);
 }
 
-// One handler object for every plain client socket.
+// One handler object for every plain client socket. `open` and
+// `connectError` end the connect, so a connect needs no promise reaction or
+// closure of its own (with connectError given, Bun does not report the
+// rejected promise).
 const handlers: SocketHandler<SmtpConnection> = {
   binaryType: "buffer",
+  open(s) {
+    if (!s.data.upgraded) s.data.onOpen(s);
+  },
+  connectError(s, e) {
+    s.data.onConnectError(e);
+  },
   data(s, d) {
     if (!s.data.upgraded) s.data.onData(d as unknown as Buffer); // else: ciphertext after STARTTLS
   },
@@ -94,64 +103,82 @@ const tlsHandlers: SocketHandler<SmtpConnection> = {
 export class SmtpConnection {
   sock!: Socket<SmtpConnection>;
   upgraded = false;
-  /** performance.now() by which the awaited reply must arrive; 0 = nothing awaited. */
-  deadline = 0;
+  /**
+   * The wait for a reply (or the connect) is bounded by sweeps, not by a clock
+   * read per step: arm() starts or restarts the wait, the owner's sweeper
+   * calls checkDeadline() every `sweepMs`, and a wait that has seen enough
+   * sweeps without a reply has lasted at least `timeoutMs`.
+   */
+  private waiting = false;
+  private sweeps = 0;
   private readonly parser = new ReplyParser();
-  private readonly onParsed: (r: Reply) => void;
+  /** Where parsed replies go: the owner's `reply`, or with onReplyLine a wrapper that shows each line first. */
+  private onParsed: (r: Reply) => void;
   private closed = false;
   private queue: Uint8Array[] = [];
   private tlsDone: ((e?: Error) => void) | undefined;
   private connecting: ((e: ConnectError | undefined, c: SmtpConnection) => void) | undefined;
-  /** Called for every reply line received (verbose mode). */
-  onReplyLine?: (line: string) => void;
-
-  private constructor(public events: ConnectionEvents, readonly timeoutMs: number) {
+  /** Call `show` for every reply line received (verbose mode). */
+  set onReplyLine(show: (line: string) => void) {
+    const reply = this.events.reply;
     this.onParsed = (r) => {
-      if (this.onReplyLine) for (const l of r.lines) this.onReplyLine(l);
-      this.events.reply(r);
+      for (const l of r.lines) show(l);
+      reply(r);
     };
+  }
+
+  private endpoint!: Endpoint;
+  private attemptsLeft = 0;
+
+  private constructor(readonly events: ConnectionEvents, readonly timeoutMs: number) {
+    this.onParsed = events.reply; // no closure of its own per connection
   }
 
   /**
    * Connect (retrying up to `attempts` times while refused) and call `done`
    * once, with the connection or the error. No promise chain or timer of its
-   * own per connection: `deadline` bounds the connect too, checked by the
-   * owner's sweeper (checkDeadline) like every reply.
+   * own per connection: the wait armed here bounds the connect too, checked
+   * by the owner's sweeper (checkDeadline) like every reply.
    */
   static open(ep: Endpoint, o: ConnectOptions, events: ConnectionEvents, done: (e: ConnectError | undefined, c: SmtpConnection) => void): SmtpConnection {
     const c = new SmtpConnection(events, o.timeoutMs);
     c.connecting = done;
-    c.deadline = performance.now() + o.timeoutMs;
-    c.attempt(ep, Math.max(1, o.attempts));
+    c.arm();
+    c.endpoint = ep;
+    c.attemptsLeft = Math.max(1, o.attempts);
+    c.attempt();
     return c;
   }
 
-  private attempt(ep: Endpoint, left: number): void {
+  private attempt(): void {
+    const ep = this.endpoint;
+    this.attemptsLeft--;
     const opts: any = ep.kind === "unix"
       ? { unix: ep.path, data: this, socket: handlers }
       : { hostname: ep.address, port: ep.port, data: this, socket: handlers };
-    Bun.connect<SmtpConnection>(opts).then(
-      (sock) => {
-        if (!this.connecting) {
-          sock.terminate(); // timed out (or aborted) meanwhile
-          return;
-        }
-        this.sock = sock; // Bun sets TCP_NODELAY itself
-        this.endConnect(undefined);
-      },
-      (e) => {
-        if (!this.connecting) return;
-        const err = connectError(e);
-        if (err.code === "ECONNREFUSED" && left > 1) return this.attempt(ep, left - 1);
-        this.fail(err);
-      },
-    );
+    Bun.connect<SmtpConnection>(opts);
+  }
+
+  onOpen(sock: Socket<SmtpConnection>): void {
+    if (!this.connecting) {
+      if (sock !== this.sock) sock.terminate(); // timed out (or aborted) meanwhile
+      return;
+    }
+    this.sock = sock; // Bun sets TCP_NODELAY itself
+    this.endConnect(undefined);
+  }
+
+  onConnectError(e: unknown): void {
+    if (!this.connecting) return;
+    const err = connectError(e);
+    if (err.code === "ECONNREFUSED" && this.attemptsLeft > 0) return this.attempt();
+    this.fail(err);
   }
 
   private endConnect(e: ConnectError | undefined): void {
     const done = this.connecting!;
     this.connecting = undefined;
-    this.deadline = 0;
+    this.waiting = false;
     done(e, this);
   }
 
@@ -169,7 +196,7 @@ export class SmtpConnection {
   }
 
   onClose(e?: Error): void {
-    if (this.closed) return;
+    if (this.closed || this.connecting) return; // while connecting, connectError (or the deadline) ends it
     this.fail(e ? new ConnectionLost(`lost connection (${e.message})`) : new ConnectionLost());
   }
 
@@ -178,7 +205,7 @@ export class SmtpConnection {
     if (this.closed) return;
     this.closed = true;
     if (this.connecting) return this.endConnect(e instanceof ConnectError ? e : connectError(e));
-    this.deadline = 0;
+    this.waiting = false;
     try { this.sock?.terminate(); } catch {}
     const t = this.tlsDone;
     this.tlsDone = undefined;
@@ -186,9 +213,25 @@ export class SmtpConnection {
     else this.events.lost(e);
   }
 
-  /** Called by the owner's sweeper: fail the connection when the connect or a reply is overdue. */
-  checkDeadline(now: number): void {
-    if (this.deadline === 0 || now <= this.deadline) return;
+  /** Start (or restart, on progress) the wait for a reply. */
+  arm(): void {
+    this.waiting = true;
+    this.sweeps = 0;
+  }
+
+  /** Nothing is awaited any more. */
+  disarm(): void {
+    this.waiting = false;
+  }
+
+  /**
+   * Called by the owner's sweeper every `sweepMs`: fail the connection when
+   * the connect or a reply is overdue. The wait began after the first of the
+   * `sweeps` counted, so it has lasted more than (sweeps - 1) * sweepMs; it
+   * fails once that is at least timeoutMs, and at most 2 sweeps later.
+   */
+  checkDeadline(sweepMs: number): void {
+    if (!this.waiting || (++this.sweeps - 1) * sweepMs < this.timeoutMs) return;
     this.fail(this.connecting ? new ConnectError("ETIMEDOUT", "connect: Connection timed out") : new ReplyTimeout(this.timeoutMs / 1000));
   }
 
@@ -234,7 +277,7 @@ export class SmtpConnection {
   /** Close both directions; no `lost` event follows. */
   close(): void {
     this.closed = true;
-    this.deadline = 0;
+    this.waiting = false;
     try { this.sock?.end(); } catch {}
   }
 
@@ -242,7 +285,7 @@ export class SmtpConnection {
   abort(): void {
     this.connecting = undefined;
     this.closed = true;
-    this.deadline = 0;
+    this.waiting = false;
     try { this.sock?.terminate(); } catch {}
   }
 }

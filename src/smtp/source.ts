@@ -6,11 +6,11 @@
 // answers, in lock-step and pipelined mode alike.
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
-import { type Endpoint, ReplyTimeout, SmtpConnection } from "./client.ts";
+import { type ConnectionEvents, type ConnectOptions, type Endpoint, ReplyTimeout, SmtpConnection } from "./client.ts";
 import {
   ContentBuilder, currentDate, defaultBody, fileMessage, generatedBody, headerTemplate, recipients,
 } from "./message.ts";
-import { ehloKeywords, type Reply, ReplySyntaxError, replyText } from "./reply.ts";
+import { ehloOffers, type Reply, ReplySyntaxError, replyText } from "./reply.ts";
 import type { SourceOptions } from "./source-options.ts";
 import { formatTarget } from "./target.ts";
 import { type RunSummary, Samples, summarizeLatency } from "./stats.ts";
@@ -32,26 +32,27 @@ export class FatalError extends Error {
   }
 }
 
-type Stage = "banner" | "helo" | "ehlo" | "starttls" | "mail" | "rcpt" | "data" | "dot" | "emptydot" | "rset" | "quit";
+// The step a reply answers. Numbers, not strings: the reply dispatch is the
+// hottest code of a run and a switch on small integers compiles to a jump.
+const BANNER = 0, HELO = 1, EHLO = 2, STARTTLS = 3, MAIL = 4, RCPT = 5, DATA = 6, DOT = 7, EMPTYDOT = 8, RSET = 9, QUIT = 10;
+type Stage = number;
 
-// What each step is called in messages (Postfix's smtp-source wording).
-const REJECTED: Record<Stage, string> = {
-  banner: "rejected at server banner", helo: "HELO rejected", ehlo: "EHLO rejected", starttls: "STARTTLS rejected",
-  mail: "sender rejected", rcpt: "recipient rejected", data: "data rejected", dot: "end of data rejected",
-  emptydot: "end of data rejected", rset: "RSET rejected", quit: "QUIT rejected",
-};
-const SENDING: Record<Stage, string> = {
-  banner: "receiving the server banner", helo: "sending HELO", ehlo: "sending EHLO", starttls: "sending STARTTLS",
-  mail: "sending sender", rcpt: "sending recipient", data: "sending DATA command", dot: "sending message",
-  emptydot: "sending message", rset: "sending RSET", quit: "sending QUIT",
-};
+// What each step is called in messages (Postfix's smtp-source wording), by stage.
+const REJECTED = [
+  "rejected at server banner", "HELO rejected", "EHLO rejected", "STARTTLS rejected", "sender rejected", "recipient rejected",
+  "data rejected", "end of data rejected", "end of data rejected", "RSET rejected", "QUIT rejected",
+];
+const SENDING = [
+  "receiving the server banner", "sending HELO", "sending EHLO", "sending STARTTLS", "sending sender", "sending recipient",
+  "sending DATA command", "sending message", "sending message", "sending RSET", "sending QUIT",
+];
 
 const latin1 = (s: string) => Buffer.from(s, "latin1");
-const QUIT = latin1("QUIT\r\n");
-const RSET = latin1("RSET\r\n");
-const DATA = latin1("DATA\r\n");
-const DOT = latin1(".\r\n");
-const STARTTLS = latin1("STARTTLS\r\n");
+const QUIT_CMD = latin1("QUIT\r\n");
+const RSET_CMD = latin1("RSET\r\n");
+const DATA_CMD = latin1("DATA\r\n");
+const DOT_CMD = latin1(".\r\n");
+const STARTTLS_CMD = latin1("STARTTLS\r\n");
 const EMPTY = Buffer.alloc(0);
 const is2 = (c: number) => c >= 200 && c < 300;
 const is3 = (c: number) => c >= 300 && c < 400;
@@ -61,11 +62,15 @@ type Tail = "none" | "envelope" | "quit";
 
 class Session {
   private conn: SmtpConnection | undefined;
+  // The replies still expected, in order: expected[head..tail). Reset to
+  // empty by moving the indices, so the array is never shrunk or regrown.
   private readonly expected: Stage[] = [];
   private head = 0;
+  private tail = 0;
   private pipelining = false;
   private tlsActive = false;
-  private ehloKeywords: Set<string> | undefined;
+  /** The last EHLO/LHLO reply offered PIPELINING. */
+  private offersPipelining = false;
   private readonly builder: ContentBuilder;
   private readonly headers: (n: number) => string;
   private finished = false;
@@ -85,7 +90,7 @@ class Session {
   private next = -1;
   private nextRcpts: string[] = [];
   private nextStarted = 0;
-  private tail: Tail = "none";
+  private after: Tail = "none";
   private readonly events = {
     reply: (r: Reply) => this.onReply(r),
     lost: (e: Error) => this.onLost(e),
@@ -116,25 +121,29 @@ class Session {
   }
 
   private connect(): void {
-    const src = this.src;
     this.started = performance.now();
-    this.expected.length = 0;
-    this.head = 0;
+    this.head = this.tail = 0;
     this.pipelining = false;
+    this.offersPipelining = false;
     this.tlsActive = false;
-    src.openConnection(this.events, (e, conn) => {
-      if (src.stopped) {
-        conn.abort();
-        return this.finish();
-      }
-      if (e) {
-        this.countFailure("connect");
-        return src.fatal(e.message);
-      }
-      this.conn = conn;
-      this.expect("banner");
-    });
+    this.src.openConnection(this.events, this.connected);
   }
+
+  // Bound once: a connect allocates no callback of its own.
+  private readonly connected = (e: Error | undefined, conn: SmtpConnection): void => {
+    const src = this.src;
+    src.connectEnded(e, conn);
+    if (src.stopped) {
+      conn.abort();
+      return this.finish();
+    }
+    if (e) {
+      this.countFailure("connect");
+      return src.fatal(e.message);
+    }
+    this.conn = conn;
+    this.expect(BANNER);
+  };
 
   /** Wait -w/-R, then `then()`; a fatal stop ends the session instead. */
   private pause(then: () => void): void {
@@ -145,9 +154,13 @@ class Session {
 
   // ---- sending ------------------------------------------------------------------
 
+  private push(stage: Stage): void {
+    this.expected[this.tail++] = stage;
+  }
+
   private expect(stage: Stage): void {
-    this.expected.push(stage);
-    this.conn!.deadline = performance.now() + this.conn!.timeoutMs;
+    this.push(stage);
+    this.conn!.arm();
   }
 
   private send(buf: Uint8Array, stage: Stage): void {
@@ -157,9 +170,9 @@ class Session {
   }
 
   private expectEnvelope(n: number): void {
-    this.expected.push("mail");
-    for (let i = 0; i < n; i++) this.expected.push("rcpt");
-    this.expected.push("data");
+    this.push(MAIL);
+    for (let i = 0; i < n; i++) this.push(RCPT);
+    this.push(DATA);
   }
 
   /** Start the transaction of this.msg on the open connection. */
@@ -171,8 +184,8 @@ class Session {
       if (this.src.verbose) this.src.showSent(env);
       this.conn!.write(env);
       this.expectEnvelope(this.rcpts.length);
-      this.conn!.deadline = performance.now() + this.conn!.timeoutMs;
-    } else this.send(this.src.mailCmd, "mail");
+      this.conn!.arm();
+    } else this.send(this.src.mailCmd, MAIL);
   }
 
   private resetMessageState(): void {
@@ -189,23 +202,23 @@ class Session {
       this.next = this.src.claim();
       if (this.next >= 0) {
         this.nextRcpts = this.src.rcptsFor();
-        this.tail = "envelope";
+        this.after = "envelope";
         return this.src.envelope(this.nextRcpts);
       }
     }
     this.next = -1;
     if (o.reuse) {
       // With delays the next envelope (or QUIT) waits for the pause.
-      this.tail = this.src.hasDelays ? "none" : "quit";
-      return this.tail === "quit" ? QUIT : EMPTY;
+      this.after = this.src.hasDelays ? "none" : "quit";
+      return this.after === "quit" ? QUIT_CMD : EMPTY;
     }
-    this.tail = "quit";
-    return QUIT;
+    this.after = "quit";
+    return QUIT_CMD;
   }
 
   private expectTail(): void {
-    if (this.tail === "envelope") this.expectEnvelope(this.nextRcpts.length);
-    else if (this.tail === "quit") this.expected.push("quit");
+    if (this.after === "envelope") this.expectEnvelope(this.nextRcpts.length);
+    else if (this.after === "quit") this.push(QUIT);
   }
 
   private sendContent(): void {
@@ -223,9 +236,9 @@ class Session {
     this.size = content.length - tail.length;
     this.dotLeft = lmtpReplies;
     this.dotBad = "";
-    for (let i = 0; i < lmtpReplies; i++) this.expected.push("dot");
+    for (let i = 0; i < lmtpReplies; i++) this.push(DOT);
     this.expectTail();
-    this.conn!.deadline = this.nextStarted + this.conn!.timeoutMs;
+    this.conn!.arm();
   }
 
   // ---- replies ------------------------------------------------------------------
@@ -233,37 +246,36 @@ class Session {
   private onReply(r: Reply): void {
     const src = this.src;
     if (src.stopped || !this.conn) return;
-    const stage = this.expected[this.head++];
-    if (this.head === this.expected.length) {
-      this.expected.length = 0;
-      this.head = 0;
-      this.conn.deadline = 0;
-    } else this.conn.deadline = performance.now() + this.conn.timeoutMs;
-    if (stage === undefined) {
-      this.lost("quit", new ReplySyntaxError(`unexpected reply: ${replyText(r)}`));
+    if (this.head === this.tail) {
+      this.lost(QUIT, new ReplySyntaxError(`unexpected reply: ${replyText(r)}`));
       return;
     }
+    const stage = this.expected[this.head++];
+    if (this.head === this.tail) {
+      this.head = this.tail = 0;
+      this.conn.disarm();
+    } else this.conn.arm();
     const code = r.code;
     switch (stage) {
-      case "banner":
+      case BANNER:
         if (!is2(code) && !this.rejected(stage, r)) return;
         return this.greet();
-      case "helo":
+      case HELO:
         if (!is2(code) && !this.rejected(stage, r)) return;
         return this.ready();
-      case "ehlo":
+      case EHLO:
         return this.onEhlo(r);
-      case "starttls":
+      case STARTTLS:
         return this.onStarttls(r);
-      case "mail":
+      case MAIL:
         this.mailOk = is2(code);
         if (!this.mailOk) {
           if (!this.rejected(stage, r)) return;
           this.failKey = String(code);
           if (!this.pipelining) return this.abandon();
-        } else if (!this.pipelining) return this.send(this.src.rcptLine(this.rcpts[0]), "rcpt");
+        } else if (!this.pipelining) return this.send(this.src.rcptLine(this.rcpts[0]), RCPT);
         return;
-      case "rcpt":
+      case RCPT:
         if (this.mailOk) {
           if (is2(code)) this.accepted++;
           else {
@@ -272,12 +284,12 @@ class Session {
           }
         }
         if (this.pipelining) return;
-        if (++this.rcptIdx < this.rcpts.length) return this.send(this.src.rcptLine(this.rcpts[this.rcptIdx]), "rcpt");
-        if (this.accepted > 0) return this.send(DATA, "data");
+        if (++this.rcptIdx < this.rcpts.length) return this.send(this.src.rcptLine(this.rcpts[this.rcptIdx]), RCPT);
+        if (this.accepted > 0) return this.send(DATA_CMD, DATA);
         return this.abandon();
-      case "data":
+      case DATA:
         return this.onData(r);
-      case "dot":
+      case DOT:
         if (!is2(code)) {
           if (!this.rejected(stage, r)) return;
           if (!this.dotBad) this.dotBad = String(code);
@@ -285,12 +297,12 @@ class Session {
         if (--this.dotLeft > 0) return;
         this.finishMessage();
         return this.afterMessage();
-      case "emptydot":
+      case EMPTYDOT:
         return;
-      case "rset":
+      case RSET:
         if (!is2(code) && !this.rejected(stage, r)) return;
         return this.afterMessage();
-      case "quit":
+      case QUIT:
         if (!is2(code) && !this.rejected(stage, r)) return;
         return this.afterQuit();
     }
@@ -300,24 +312,24 @@ class Session {
   private greet(): void {
     const src = this.src;
     if (src.o.old) return this.ready();
-    if (src.o.pipelining || src.o.starttls) this.send(src.ehloCmd, "ehlo");
-    else this.send(src.heloCmd, "helo");
+    if (src.o.pipelining || src.o.starttls) this.send(src.ehloCmd, EHLO);
+    else this.send(src.heloCmd, HELO);
   }
 
   private onEhlo(r: Reply): void {
     const src = this.src;
     if (!is2(r.code)) {
       // EHLO refused: HELO without extensions (LMTP has nothing else).
-      if (!src.o.lmtp) return this.send(src.heloCmd, "helo");
-      if (!this.rejected("helo", r)) return;
+      if (!src.o.lmtp) return this.send(src.heloCmd, HELO);
+      if (!this.rejected(HELO, r)) return;
       return this.ready();
     }
-    this.ehloKeywords = ehloKeywords(r);
+    this.offersPipelining = ehloOffers(r, "PIPELINING");
     if (src.o.starttls && !this.tlsActive) {
-      if (this.ehloKeywords.has("STARTTLS")) return this.send(STARTTLS, "starttls");
+      if (ehloOffers(r, "STARTTLS")) return this.send(STARTTLS_CMD, STARTTLS);
       if (!src.unexpected(`STARTTLS not offered by the server`)) return;
     }
-    this.pipelining = src.o.pipelining && this.ehloKeywords.has("PIPELINING");
+    this.pipelining = src.o.pipelining && this.offersPipelining;
     if (this.pipelining) src.usedPipelining = true;
     this.ready();
   }
@@ -325,18 +337,18 @@ class Session {
   private onStarttls(r: Reply): void {
     const src = this.src;
     if (r.code !== 220) {
-      if (!this.rejected("starttls", r)) return;
-      this.pipelining = src.o.pipelining && !!this.ehloKeywords?.has("PIPELINING");
+      if (!this.rejected(STARTTLS, r)) return;
+      this.pipelining = src.o.pipelining && this.offersPipelining;
       return this.ready();
     }
     const t = src.o.target;
     const name = t.kind === "inet" && !isIP(t.host) ? t.host : undefined;
-    this.conn!.deadline = performance.now() + this.conn!.timeoutMs;
+    this.conn!.arm();
     this.conn!.startTls(name, (e) => {
-      if (e) return this.lost("starttls", e);
+      if (e) return this.lost(STARTTLS, e);
       this.tlsActive = true;
       if (src.o.verbose > 1) src.say("STARTTLS: TLS session established");
-      this.send(src.ehloCmd, "ehlo");
+      this.send(src.ehloCmd, EHLO);
     });
   }
 
@@ -349,17 +361,17 @@ class Session {
     const code = r.code;
     if (!this.pipelining) {
       if (is3(code)) return this.sendContent();
-      if (!this.rejected("data", r)) return;
+      if (!this.rejected(DATA, r)) return;
       this.failKey = String(code);
       return this.abandon();
     }
     if (this.mailOk && this.accepted > 0 && is3(code)) return this.sendContent();
     if (this.mailOk && this.accepted > 0) {
-      if (!this.rejected("data", r)) return;
+      if (!this.rejected(DATA, r)) return;
       this.failKey = String(code);
     } else if (is3(code)) {
       // 354 although no recipient was accepted: end the empty message.
-      this.send(DOT, "emptydot");
+      this.send(DOT_CMD, EMPTYDOT);
     }
     this.abandon();
   }
@@ -367,13 +379,13 @@ class Session {
   /** A transaction that cannot go on (-A): count it failed, RSET. */
   private abandon(): void {
     this.countFailure(this.failKey || "rejected");
-    if (!this.pipelining) return this.send(RSET, "rset");
+    if (!this.pipelining) return this.send(RSET_CMD, RSET);
     const tail = this.chooseTail();
     this.nextStarted = performance.now();
-    const buf = tail.length ? Buffer.concat([RSET, tail]) : RSET;
+    const buf = tail.length ? Buffer.concat([RSET_CMD, tail]) : RSET_CMD;
     if (this.src.verbose) this.src.showSent(buf);
     this.conn!.write(buf);
-    this.expect("rset");
+    this.expect(RSET);
     this.expectTail();
   }
 
@@ -397,29 +409,33 @@ class Session {
   private afterMessage(): void {
     const src = this.src;
     if (this.pipelining) {
-      if (this.tail === "envelope") {
+      if (this.after === "envelope") {
         // Its envelope is already out, its replies are next in the queue.
         this.msg = this.next;
         this.msgCounted = false;
         this.rcpts = this.nextRcpts;
         this.started = this.nextStarted;
         this.next = -1;
-        this.tail = "none";
+        this.after = "none";
         this.resetMessageState();
         return;
       }
-      if (this.tail === "quit") return; // the QUIT reply is next
+      if (this.after === "quit") return; // the QUIT reply is next
     }
-    if (!src.o.reuse) return this.send(QUIT, "quit");
-    this.pause(() => {
-      if (!this.conn || this.conn.isClosed) return this.start();
-      this.msg = src.claim();
-      if (this.msg < 0) return this.send(QUIT, "quit");
-      this.msgCounted = false;
-      this.started = performance.now();
-      this.beginMessage();
-    });
+    if (!src.o.reuse) return this.send(QUIT_CMD, QUIT);
+    if (src.hasDelays) return this.pause(this.nextOnConnection);
+    this.nextOnConnection();
   }
+
+  /** -d: the next message over this connection (or QUIT when the pool is empty). Bound once. */
+  private readonly nextOnConnection = (): void => {
+    if (!this.conn || this.conn.isClosed) return this.start();
+    this.msg = this.src.claim();
+    if (this.msg < 0) return this.send(QUIT_CMD, QUIT);
+    this.msgCounted = false;
+    this.started = performance.now();
+    this.beginMessage();
+  };
 
   private afterQuit(): void {
     const src = this.src;
@@ -428,7 +444,7 @@ class Session {
       this.conn.close();
       this.conn = undefined;
     }
-    if (src.o.reuse) return this.start(); // the pool was empty when QUIT was sent: finishes
+    if (src.o.reuse || !src.hasDelays) return this.start(); // with -d the pool was empty when QUIT was sent: finishes
     this.pause(() => this.start());
   }
 
@@ -439,13 +455,13 @@ class Session {
    * warning. Returns true when the dialogue goes on.
    */
   private rejected(stage: Stage, r: Reply): boolean {
-    if (!this.src.o.keepGoing && stage !== "quit") this.countFailure(String(r.code));
-    const what = stage === "helo" && this.src.o.lmtp ? "LHLO rejected" : REJECTED[stage];
+    if (!this.src.o.keepGoing && stage !== QUIT) this.countFailure(String(r.code));
+    const what = stage === HELO && this.src.o.lmtp ? "LHLO rejected" : REJECTED[stage];
     return this.src.unexpected(`${what}: ${replyText(r)}`);
   }
 
   private onLost(e: Error): void {
-    const stage = this.expected[this.head];
+    const stage = this.head < this.tail ? this.expected[this.head] : undefined;
     if (stage === undefined) {
       // Closed while idle (pausing between messages): the pause reconnects.
       if (this.conn) this.src.forget(this.conn);
@@ -472,7 +488,7 @@ class Session {
       src.release(this.next);
       this.next = -1;
     }
-    this.tail = "none";
+    this.after = "none";
     if (!src.unexpected(text)) return;
     this.pause(() => this.start());
   }
@@ -497,11 +513,13 @@ export class SmtpSource {
   private readonly generated: boolean;
   private readonly fixedEnvelope: Buffer | undefined;
   private readonly fixedRcptLines = new Map<string, Buffer>();
+  private readonly fixedRcpts: string[] | undefined;
   readonly mailCmd: Buffer;
   readonly heloCmd: Buffer;
   readonly ehloCmd: Buffer;
   readonly verbose: boolean;
   readonly hasDelays: boolean;
+  private readonly connectOptions: ConnectOptions;
   private t0 = 0;
   private count = 0;
   readonly samples: Samples;
@@ -517,6 +535,7 @@ export class SmtpSource {
     this.samples = new Samples(o.messages);
     this.verbose = o.verbose > 0;
     this.hasDelays = !!(o.fixedDelay || o.randomDelay);
+    this.connectOptions = { timeoutMs: o.timeout * 1000, attempts: o.connectAttempts };
     if (o.file !== undefined) {
       if (!fileData) throw new FatalError(`open ${o.file}: no data`);
       this.body = fileMessage(fileData);
@@ -530,6 +549,7 @@ export class SmtpSource {
     this.ehloCmd = latin1(`${o.lmtp ? "LHLO" : "EHLO"} ${o.myhostname}\r\n`);
     if (!o.numbered) {
       const rcpts = recipients(o.to, o.recipients, false, () => 0);
+      this.fixedRcpts = rcpts;
       this.fixedEnvelope = this.buildEnvelope(rcpts);
       for (const r of rcpts) this.fixedRcptLines.set(r, latin1(`RCPT TO:<${r}>\r\n`));
     }
@@ -557,6 +577,7 @@ export class SmtpSource {
   }
 
   rcptsFor(): string[] {
+    if (this.fixedRcpts) return this.fixedRcpts; // never changed by a session
     return recipients(this.o.to, this.o.recipients, this.o.numbered, () => ++this.rcptCounter);
   }
 
@@ -586,18 +607,19 @@ export class SmtpSource {
   }
 
   /** Open a connection for a session; `done` gets it, or the error as Postfix words it. */
-  openConnection(events: { reply(r: Reply): void; lost(e: Error): void }, done: (e: Error | undefined, c: SmtpConnection) => void): void {
-    const conn = SmtpConnection.open(this.endpoint, { timeoutMs: this.o.timeout * 1000, attempts: this.o.connectAttempts }, events, (e, c) => {
-      if (e) {
-        this.live.delete(c);
-        return done(e, c);
-      }
-      this.connections++;
-      if (this.verbose) c.onReplyLine = (l) => this.say(`<<< ${l}`);
-      if (this.o.verbose > 1) this.say(`connected to ${formatTarget(this.o.target)}`);
-      done(undefined, c);
-    });
-    this.live.add(conn); // the sweeper bounds the connect, too
+  openConnection(events: ConnectionEvents, done: (e: Error | undefined, c: SmtpConnection) => void): void {
+    this.live.add(SmtpConnection.open(this.endpoint, this.connectOptions, events, done)); // the sweeper bounds the connect, too
+  }
+
+  /** Bookkeeping of a connect that ended, before the session hears of it. */
+  connectEnded(e: Error | undefined, c: SmtpConnection): void {
+    if (e) {
+      this.live.delete(c);
+      return;
+    }
+    this.connections++;
+    if (this.verbose) c.onReplyLine = (l) => this.say(`<<< ${l}`);
+    if (this.o.verbose > 1) this.say(`connected to ${formatTarget(this.o.target)}`);
   }
 
   forget(conn: SmtpConnection): void {
@@ -686,8 +708,7 @@ export class SmtpSource {
     // One sweeper for every reply deadline (no timer per reply).
     const sweepMs = Math.max(20, Math.min(1000, (o.timeout * 1000) / 4));
     const sweeper = setInterval(() => {
-      const now = performance.now();
-      for (const c of this.live) c.checkDeadline(now);
+      for (const c of this.live) c.checkDeadline(sweepMs);
     }, sweepMs);
     await new Promise<void>((resolve) => {
       let left = n;
