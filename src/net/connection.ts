@@ -7,6 +7,7 @@
 // which is one socket write (Nagle is off, so a step never waits for a delayed ACK).
 import type { Socket, SocketHandler } from "bun";
 import { formatAddress, formatSpec, type ConnectionSpec, type SocketAddress } from "./spec.ts";
+import { quickAck, quickAckFd } from "./tcp-quickack.ts";
 
 export type ConnectionErrorKind =
   | "read-timeout"  // expectReply() armed and no byte arrived in time
@@ -79,6 +80,8 @@ export class FramedConnection {
   private closePending = false;
   private closeError: ConnectionError | undefined;
   private resolveClosed!: (e: ConnectionError | undefined) => void;
+  /** TCP: the descriptor whose TCP_QUICKACK is re-armed after every read (tcp-quickack.ts); -1 = none. */
+  private readonly quickAckFd: number = -1;
 
   /** Use listen() or connect(); this wraps a socket whose `data` is set to this object. */
   constructor(private readonly socket: Socket<any>, spec: ConnectionSpec, side: "accepted" | "outgoing", opts: ConnectionOptions = {}) {
@@ -94,6 +97,7 @@ export class FramedConnection {
       this.peer = side === "outgoing" ? formatSpec(spec) : `client of unix:${spec.path}`;
     } else {
       socket.setNoDelay(true);
+      this.quickAckFd = quickAckFd(socket);
       this.remote = tcpAddress(socket.remoteFamily, socket.remoteAddress, socket.remotePort);
       this.local = tcpAddress(socket.localFamily, socket.localAddress, socket.localPort);
       this.peer = this.remote ? formatAddress(this.remote) : formatSpec(spec);
@@ -229,6 +233,7 @@ export class FramedConnection {
   // ---- socket events (see socketHandlers) ----
 
   onSocketData(chunk: Uint8Array): void {
+    if (this.quickAckFd >= 0) quickAck(this.quickAckFd); // Linux left quick-ACK mode with this read
     this.bytesRead += chunk.length;
     if (this.readTimer) this.armReadTimer();
     this.incoming.push(chunk);
