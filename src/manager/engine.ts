@@ -14,6 +14,7 @@ import { milterEndLine, sessionDisconnectedLine, sessionEndLine, sessionsFinishe
 import { Accept, Discard, Reject, serveMilter, Tempfail } from "../milter-side/index.ts";
 import type { DecisionReply } from "../milter/index.ts";
 import type { ConnectionSpec } from "../net/spec.ts";
+import { onQuickAckUnavailable } from "../net/tcp-quickack.ts";
 
 export interface EngineOptions {
   log?: ManagerLog;
@@ -82,6 +83,7 @@ export async function startEngine(config: ManagerConfig, options: EngineOptions 
       },
     };
   }
+  onQuickAckUnavailable((why) => log.write("warning", `TCP peers that write twice with Nagle on will wait ~40 ms for our ACK: no TCP_QUICKACK (${why})`));
   const m = config.manager;
   const gate = options.gate;
   const server = await serveMilter(config.manager.connection_spec, (ctx) => (gate?.limited ? gated(new Leader(env, ctx), gate) : new Leader(env, ctx)), {

@@ -17,6 +17,15 @@ let setsockopt: SetSockOpt | null | undefined; // undefined: not tried yet; null
 let one: Int32Array | undefined;
 let onePtr = 0;
 let unavailable: string | undefined;
+let reporter: ((why: string) => void) | undefined;
+
+function fail(why: string): -1 {
+  if (unavailable === undefined) {
+    unavailable = why;
+    reporter?.(why);
+  }
+  return -1;
+}
 
 function load(): SetSockOpt | null {
   try {
@@ -29,7 +38,7 @@ function load(): SetSockOpt | null {
     onePtr = ptr(one);
     return lib.symbols.setsockopt as unknown as SetSockOpt;
   } catch (e) {
-    unavailable = `bun:ffi setsockopt unavailable: ${(e as Error)?.message ?? e}`;
+    fail(`bun:ffi setsockopt unavailable: ${(e as Error)?.message ?? e}`);
     return null;
   }
 }
@@ -40,16 +49,10 @@ function load(): SetSockOpt | null {
  */
 export function quickAckFd(socket: unknown): number {
   if (setsockopt === undefined) setsockopt = load();
-  if (!setsockopt) return -1;
+  if (!setsockopt) return fail(unavailable ?? "bun:ffi setsockopt unavailable");
   const fd = (socket as { fd?: unknown }).fd;
-  if (typeof fd !== "number" || fd < 0) {
-    unavailable ??= "this Bun's Socket has no file descriptor";
-    return -1;
-  }
-  if (setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, onePtr, 4) !== 0) {
-    unavailable ??= "setsockopt(TCP_QUICKACK) failed";
-    return -1;
-  }
+  if (typeof fd !== "number" || fd < 0) return fail("this Bun's Socket has no file descriptor");
+  if (setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, onePtr, 4) !== 0) return fail("setsockopt(TCP_QUICKACK) failed");
   return fd;
 }
 
@@ -61,4 +64,10 @@ export function quickAck(fd: number): void {
 /** Why some TCP socket runs without TCP_QUICKACK (peers writing twice with Nagle on then wait ~40 ms), or undefined. */
 export function quickAckUnavailable(): string | undefined {
   return unavailable;
+}
+
+/** Call `report` once, the first time a TCP socket cannot get TCP_QUICKACK (so a service can say so once). */
+export function onQuickAckUnavailable(report: (why: string) => void): void {
+  reporter = report;
+  if (unavailable !== undefined) report(unavailable);
 }
