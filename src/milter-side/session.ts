@@ -162,6 +162,8 @@ export class MilterSession implements SessionContext {
   private controller: AbortController | undefined;
   private idleTimer: Timer | undefined;
   private lastActive = Date.now();
+  /** The last command the latest read completed (onData: does a reply of ours follow it?). */
+  private lastRead: MtaCommandType | undefined;
   // Handler timeout: one timer per session, made once and restarted (refresh) for each async
   // handler call, so a step costs no setTimeout/clearTimeout pair; it acts only on the call that
   // is pending (pendingFire) once that call is due.
@@ -221,6 +223,7 @@ export class MilterSession implements SessionContext {
       return;
     }
     this.settings.onSessionStart?.(this);
+    this.conn.setQuickAck("on-request"); // onData asks when no reply of ours follows what it read
     this.conn.setHandlers({
       data: (chunk) => this.onData(chunk),
       end: () => this.onPeerGone(undefined),
@@ -239,14 +242,22 @@ export class MilterSession implements SessionContext {
   // ---- input ----
 
   private readonly onPacket = (code: number, payload: Buffer): void => {
-    this.queue.push({ kind: "cmd", cmd: decodeCommand(code, payload) });
+    const cmd = decodeCommand(code, payload);
+    this.lastRead = cmd.type;
+    this.queue.push({ kind: "cmd", cmd });
   };
 
   private onData(chunk: Uint8Array): void {
     if (this.readFailed || this.ending) return;
     this.lastActive = Date.now();
+    this.lastRead = undefined;
     try {
       this.reader.push(chunk, this.onPacket);
+      // An MTA with Nagle on holds its next small write (Postfix: macros of a skipped step, then the
+      // next command) until we acknowledge this one; our reply carries the ACK, so ask for it only
+      // when none follows: a part of a packet, or a command that gets no reply.
+      const last = this.lastRead;
+      if (this.reader.buffered > 0 || last === undefined || (last !== "optneg" && !this.negotiated?.expectsReply(last))) this.conn.acknowledge();
     } catch (e) {
       this.readFailed = true;
       const kind: MilterSessionErrorKind = "protocol";

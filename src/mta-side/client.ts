@@ -217,6 +217,7 @@ export class MilterClient {
       this.conn = await connect(this.spec, {
         timeoutMs: o.connectionTimeoutMs || (o.connectionTimeoutMs === 0 ? MAX_TIMER_MS : CHILD_TIMEOUTS.connectionTimeoutMs),
         writeTimeoutMs: o.writingTimeoutMs ?? CHILD_TIMEOUTS.writingTimeoutMs,
+        quickAck: "on-request", // onData asks while a reply is still incomplete
         handlers: {
           data: (chunk) => this.onData(chunk),
           close: (error) => this.onClose(error),
@@ -488,6 +489,9 @@ export class MilterClient {
       if (!(e instanceof MilterProtocolError)) throw e;
       this.fail("protocol-error", this.pending?.stage ?? this.lastStage, `${this.name}: ${e.message}`);
     }
+    // Still waiting (e.g. `h` came, `c` will follow): a milter with Nagle on holds its next small
+    // write until we acknowledge this one, and our next command, which would carry the ACK, waits for it.
+    if (this.pending && !this.failure) this.conn?.acknowledge();
   }
 
   private onPacket(code: number, payload: Buffer): void {

@@ -34,7 +34,7 @@ const KINDS: Record<string, [ConnectErrorKind, string]> = {
 
 export function connect(spec: ConnectionSpec, opts: ConnectOptions): Promise<FramedConnection> {
   const { timeoutMs } = opts;
-  const connOpts: ConnectionOptions = { highWaterMark: opts.highWaterMark, maxQueued: opts.maxQueued, writeTimeoutMs: opts.writeTimeoutMs, handlers: opts.handlers };
+  const connOpts: ConnectionOptions = { highWaterMark: opts.highWaterMark, maxQueued: opts.maxQueued, writeTimeoutMs: opts.writeTimeoutMs, handlers: opts.handlers, quickAck: opts.quickAck };
   // One promise settled by whichever comes first: the connection, its failure, or our timer.
   // (A manager opens a connection per child per MTA session: keep this path lean.)
   return new Promise<FramedConnection>((resolve, reject) => {

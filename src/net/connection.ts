@@ -41,6 +41,8 @@ export interface ConnectionOptions {
   /** Fail with "write-timeout" when queued bytes make no progress for this long. 0 = never (default). */
   writeTimeoutMs?: number;
   handlers?: ConnectionHandlers;
+  /** TCP: see FramedConnection.setQuickAck. Default "every-read". */
+  quickAck?: "every-read" | "on-request";
 }
 
 const COALESCE_LIMIT = 256 * 1024; // queued small batches are merged into one write up to this size
@@ -80,8 +82,9 @@ export class FramedConnection {
   private closePending = false;
   private closeError: ConnectionError | undefined;
   private resolveClosed!: (e: ConnectionError | undefined) => void;
-  /** TCP: the descriptor whose TCP_QUICKACK is re-armed after every read (tcp-quickack.ts); -1 = none. */
+  /** TCP: the descriptor whose TCP_QUICKACK is re-armed (tcp-quickack.ts); -1 = none (unix, or unavailable). */
   private readonly quickAckFd: number = -1;
+  private quickAckEveryRead = true;
 
   /** Use listen() or connect(); this wraps a socket whose `data` is set to this object. */
   constructor(private readonly socket: Socket<any>, spec: ConnectionSpec, side: "accepted" | "outgoing", opts: ConnectionOptions = {}) {
@@ -89,6 +92,7 @@ export class FramedConnection {
     this.maxQueued = Math.max(opts.maxQueued ?? 64 * 1024 * 1024, this.highWaterMark);
     this.writeTimeoutMs = opts.writeTimeoutMs ?? 0;
     this.handlers = { ...opts.handlers };
+    this.quickAckEveryRead = opts.quickAck !== "on-request";
     this.closed = new Promise((r) => (this.resolveClosed = r));
     if (spec.kind === "unix") {
       // Bun gives no addresses for unix sockets; the listening path is the only name either end has.
@@ -185,6 +189,22 @@ export class FramedConnection {
     this.readTimer = undefined;
   }
 
+  /**
+   * TCP: when to acknowledge what we read at once (TCP_QUICKACK) rather than after Linux's ~40 ms
+   * delayed-ACK timer, which a peer with Nagle on waits for before its next small write.
+   * "every-read" (default) costs one pure ACK packet per read; "on-request": only when
+   * acknowledge() is called, for a protocol that knows when no reply of ours (which carries the
+   * ACK) follows the bytes just read.
+   */
+  setQuickAck(mode: "every-read" | "on-request"): void {
+    this.quickAckEveryRead = mode === "every-read";
+  }
+
+  /** TCP: acknowledge the bytes read so far now (and the next segment too). No-op on unix sockets. */
+  acknowledge(): void {
+    if (this.quickAckFd >= 0) quickAck(this.quickAckFd);
+  }
+
   /** Stop delivering data (and reading from the socket) until resumeReading(): for a consumer that works asynchronously. */
   pauseReading(): void {
     this.userPaused = true;
@@ -233,7 +253,7 @@ export class FramedConnection {
   // ---- socket events (see socketHandlers) ----
 
   onSocketData(chunk: Uint8Array): void {
-    if (this.quickAckFd >= 0) quickAck(this.quickAckFd); // Linux left quick-ACK mode with this read
+    if (this.quickAckEveryRead && this.quickAckFd >= 0) quickAck(this.quickAckFd); // Linux left quick-ACK mode with this read
     this.bytesRead += chunk.length;
     if (this.readTimer) this.armReadTimer();
     this.incoming.push(chunk);
