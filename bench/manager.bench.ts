@@ -5,7 +5,7 @@
  *
  *   bun run bench/manager.bench.ts [--sessions 3000] [--concurrency 1,10,100] [--transports unix,tcp]
  *       [--setups direct,manager,relay] [--max-seconds 60] [--warmup 3000] [--rounds 1]
- *       [--driver inproc|process] [--log-level default]
+ *       [--driver inproc|process] [--log-level default] [--binary dist/milterkit]
  *
  * Setups, each with the same load: the test-server load engine (src/test-server/load.ts; load
  * generator L of the reference: one connection per session, OPTNEG v6, `-m small.eml` with
@@ -16,6 +16,7 @@
  * socket; "tcp": every socket is TCP on 127.0.0.1 (TCP_NODELAY on all of our sockets).
  *
  * Reported per run: messages/s, latency p50/p99 (ms, connect → final end-of-message reply),
+ * the idle RSS of the manager and the relay (VmRSS once listening, before any session),
  * CPU ms per message (utime+stime from /proc/PID/stat: the test client; for the manager runs the
  * manager alone and manager + both children), the manager's peak RSS during the run (VmHWM, reset
  * before each run through /proc/PID/clear_refs), the load generator's CPU ms per message, and the
@@ -65,6 +66,8 @@ const ROUNDS = Number(arg("rounds", "1"));
 const DRIVER = arg("driver", "inproc") as "inproc" | "process";
 const LOG_LEVEL = arg("log-level", "default");
 type Setup = "direct" | "manager" | "relay";
+/** --binary dist/milterkit: every milterkit process runs the compiled tool rather than src/main.ts. */
+const TOOL = process.argv.includes("--binary") ? [resolve(arg("binary", "dist/milterkit"))] : [process.execPath, MAIN];
 const SETUPS = arg("setups", "direct,manager,relay").split(",") as Setup[];
 type Transport = "unix" | "tcp";
 
@@ -250,7 +253,7 @@ async function waitSpec(spec: string, p: Spawned, what: string): Promise<void> {
 const asRoot = process.getuid?.() === 0 ? ["-u", "root"] : [];
 async function startTestClient(transport: Transport, label: string): Promise<{ spec: string; p: Spawned }> {
   const spec = await newSpec(transport);
-  const p = spawnTracked([process.execPath, MAIN, "test-client", "--no-report-request", "-s", spec, ...asRoot], {
+  const p = spawnTracked([...TOOL, "test-client", "--no-report-request", "-s", spec, ...asRoot], {
     logFile: join(tmp, `${label}.log`),
     what: label,
     cwd: ROOT,
@@ -271,7 +274,7 @@ async function startManager(transport: Transport, children: string[]): Promise<{
       milters: children.map((c, i) => ({ name: `test-client-${i + 1}`, connection_spec: c })),
     }),
   );
-  const p = spawnTracked([process.execPath, MAIN, "manager", "--config", config, "--no-daemon"], {
+  const p = spawnTracked([...TOOL, "manager", "--config", config, "--no-daemon"], {
     logFile: join(tmp, `manager-${transport}.log`),
     what: "milterkit manager",
     cwd: ROOT,
@@ -299,7 +302,7 @@ async function drive(spec: string, concurrency: number, sessions: number): Promi
     return { s, driverMs: (u.user + u.system) / 1000 };
   }
   const proc = Bun.spawn(
-    [process.execPath, MAIN, "test-server", "-s", spec, "-m", SMALL_EML, "--sessions", String(sessions), "--concurrency", String(concurrency),
+    [...TOOL, "test-server", "-s", spec, "-m", SMALL_EML, "--sessions", String(sessions), "--concurrency", String(concurrency),
       "--max-time", String(MAX_SECONDS), "--json", "--all-timeouts", "10"],
     { stdout: "pipe", stderr: "pipe", cwd: ROOT },
   );
@@ -377,6 +380,7 @@ const medRow = (rs: Row[]): Row => ({
 const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : "-");
 const started: Spawned[] = [];
 const ratios: string[] = [];
+const idle: string[] = [];
 try {
   console.log(`# milterkit manager (2 test-client children) vs one test-client directly: ${SESSIONS} sessions per run, ${ROUNDS} round(s), -m small.eml, driver ${DRIVER}, manager log level ${LOG_LEVEL}, setups ${SETUPS.join(",")}`);
   console.log(`# ${new Date().toISOString()} bun ${Bun.version} cpus ${navigator.hardwareConcurrency} loadavg ${readFileSync("/proc/loadavg", "latin1").split(" ").slice(0, 3).join(" ")}`);
@@ -397,6 +401,8 @@ try {
         targets.set(setup, { spec: t.spec, pid: t.p.pid, others: children });
       }
     }
+    await Bun.sleep(1000); // let start-up settle
+    for (const [setup, t] of targets) if (setup !== "direct") idle.push(`${transport} ${setup} ${f(statusKb(t.pid, "VmRSS"), 0)} kB`);
     // warm-up (JIT) of every process
     for (const t of targets.values()) await measure(t.spec, 10, WARMUP, t.pid, t.others);
     for (const c of CONCURRENCY) {
@@ -422,6 +428,7 @@ try {
   console.log("\n| transport | conc | setup | direct msgs/s | setup msgs/s | setup / direct | its CPU / test-client CPU per msg | all CPU per msg incl. driver: setup / direct (ms) |");
   console.log("|---|---|---|---|---|---|---|---|");
   for (const r of ratios) console.log(r);
+  console.log(`\nidle RSS (listening, before any session): ${idle.join(", ")}; loadavg ${readFileSync("/proc/loadavg", "latin1").split(" ").slice(0, 3).join(" ")}`);
   console.log("\n(milter-manager 2.3.2, same kind of machine, TCP, concurrency 10: 282 / 1975 msgs/s = 14 %, 4.5 ms server CPU per message)");
 } catch (e) {
   console.error(String((e as Error)?.stack ?? e));
