@@ -1,5 +1,5 @@
 /**
- * TCP_QUICKACK on the TCP sockets we read from (docs/bun.md §9). A peer that answers with two
+ * TCP_QUICKACK on the TCP sockets we read from. A peer that answers with two
  * small writes and Nagle on (libmilter's `h` then `c`, Postfix's macros then command) holds the
  * second until we acknowledge the first, and Linux delays that ACK by ~40 ms when we have nothing
  * to send. Linux also leaves quick-ACK mode by itself, so it is set again after every read: one
