@@ -2,8 +2,10 @@
  * TCP_QUICKACK on the TCP sockets we read from. A peer that answers with two
  * small writes and Nagle on (libmilter's `h` then `c`, Postfix's macros then command) holds the
  * second until we acknowledge the first, and Linux delays that ACK by ~40 ms when we have nothing
- * to send. Linux also leaves quick-ACK mode by itself, so it is set again after every read: one
- * setsockopt through bun:ffi per data callback (about a microsecond).
+ * to send. Linux also leaves quick-ACK mode by itself, so it is set again after a read: one
+ * setsockopt through bun:ffi. When an ACK is pending it goes out at once as a packet of its own,
+ * so the milter protocol layers ask only where no reply of ours (which carries the ACK) follows
+ * (FramedConnection.setQuickAck("on-request") + acknowledge()).
  *
  * Bun's Socket has an `fd` getter (not in bun-types) on accepted and outgoing sockets alike.
  */
