@@ -50,10 +50,6 @@ const COALESCE_LIMIT = 256 * 1024; // queued small batches are merged into one w
 type State = "open" | "shutdown" | "closing" | "closed";
 
 export class FramedConnection {
-  readonly remote: SocketAddress | undefined;
-  readonly local: SocketAddress | undefined;
-  /** Printable peer name for messages: `inet:41234@[127.0.0.1]`, `unix:/run/x.sock`. */
-  readonly peer: string;
   readonly highWaterMark: number;
   readonly maxQueued: number;
   bytesRead = 0;
@@ -94,19 +90,52 @@ export class FramedConnection {
     this.handlers = { ...opts.handlers };
     this.quickAckEveryRead = opts.quickAck !== "on-request";
     this.closed = new Promise((r) => (this.resolveClosed = r));
-    if (spec.kind === "unix") {
-      // Bun gives no addresses for unix sockets; the listening path is the only name either end has.
-      this.local = { family: "unix", path: side === "accepted" ? spec.path : "" };
-      this.remote = { family: "unix", path: side === "outgoing" ? spec.path : "" };
-      this.peer = side === "outgoing" ? formatSpec(spec) : `client of unix:${spec.path}`;
-    } else {
+    this.spec = spec;
+    this.side = side;
+    if (spec.kind !== "unix") {
       socket.setNoDelay(true);
       this.quickAckFd = quickAckFd(socket);
-      this.remote = tcpAddress(socket.remoteFamily, socket.remoteAddress, socket.remotePort);
-      this.local = tcpAddress(socket.localFamily, socket.localAddress, socket.localPort);
-      this.peer = this.remote ? formatAddress(this.remote) : formatSpec(spec);
+      if (side === "accepted") this.names(); // an accepted peer's address is known only from its socket
     }
     this.updateSocketPause();
+  }
+
+  // An outgoing connection's addresses are read when first asked for: each of Bun's address getters
+  // is a getsockname or getpeername call, and a manager opens one per child per session that rarely
+  // needs them. (Once the socket is closed they are gone: then the peer is named by its spec.)
+  private readonly spec: ConnectionSpec;
+  private readonly side: "accepted" | "outgoing";
+  private addresses: { remote: SocketAddress | undefined; local: SocketAddress | undefined; peer: string } | undefined;
+
+  get remote(): SocketAddress | undefined {
+    return this.names().remote;
+  }
+
+  get local(): SocketAddress | undefined {
+    return this.names().local;
+  }
+
+  /** Printable peer name for messages: `inet:41234@[127.0.0.1]`, `unix:/run/x.sock`. */
+  get peer(): string {
+    return this.names().peer;
+  }
+
+  private names(): { remote: SocketAddress | undefined; local: SocketAddress | undefined; peer: string } {
+    if (this.addresses) return this.addresses;
+    const { spec, side, socket } = this;
+    if (spec.kind === "unix") {
+      // Bun gives no addresses for unix sockets; the listening path is the only name either end has.
+      this.addresses = {
+        local: { family: "unix", path: side === "accepted" ? spec.path : "" },
+        remote: { family: "unix", path: side === "outgoing" ? spec.path : "" },
+        peer: side === "outgoing" ? formatSpec(spec) : `client of unix:${spec.path}`,
+      };
+    } else {
+      const remote = tcpAddress(socket.remoteFamily, socket.remoteAddress, socket.remotePort);
+      const local = tcpAddress(socket.localFamily, socket.localAddress, socket.localPort);
+      this.addresses = { remote, local, peer: remote ? formatAddress(remote) : formatSpec(spec) };
+    }
+    return this.addresses;
   }
 
   /** Set or replace handlers. Data received before a data handler exists is kept (reading paused) and delivered now. */

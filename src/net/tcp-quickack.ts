@@ -45,16 +45,22 @@ function load(): SetSockOpt | null {
   }
 }
 
+let checked = false;
+
 /**
  * The descriptor of a connected TCP socket for quickAck(), or -1 when it cannot be had (then
- * quickAckUnavailable() says why). Setting it once here also acknowledges the peer's first bytes at once.
+ * quickAckUnavailable() says why). The first one is tried once (a new connection starts in
+ * quick-ACK mode anyway: Linux leaves it after the first segments).
  */
 export function quickAckFd(socket: unknown): number {
   if (setsockopt === undefined) setsockopt = load();
   if (!setsockopt) return fail(unavailable ?? "bun:ffi setsockopt unavailable");
   const fd = (socket as { fd?: unknown }).fd;
   if (typeof fd !== "number" || fd < 0) return fail("this Bun's Socket has no file descriptor");
-  if (setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, onePtr, 4) !== 0) return fail("setsockopt(TCP_QUICKACK) failed");
+  if (!checked) {
+    if (setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, onePtr, 4) !== 0) return fail("setsockopt(TCP_QUICKACK) failed");
+    checked = true;
+  }
   return fd;
 }
 
