@@ -77,7 +77,7 @@ export class Leader implements MilterHandler {
   private children: Child[] = [];
   /** Every child of the session, also those that failed to negotiate or belonged to an SMTP session before `K`. */
   private everyChild: Child[] = [];
-  /** Set when a child that could not be negotiated has a refusing fallback: every command gets it (§2.3 step 7). */
+  /** Set when a child that could not be negotiated has a refusing fallback: every command gets it (manager.md §2.3 step 7). */
   private fatalFallback: FallbackStatus | undefined;
   private offer: OptionWords = { version: 6, actions: 0, protocol: 0 };
   private mtaVersion = 6;
@@ -110,7 +110,7 @@ export class Leader implements MilterHandler {
     this.events.sessionStart();
   }
 
-  // ---- negotiate (§2.3) ----
+  // ---- negotiate (manager.md §2.3) ----
 
   async negotiate(offer: OptnegCommand, ctx: SessionContext): Promise<MilterRequest> {
     this.offer = childOffer(offer);
@@ -130,7 +130,7 @@ export class Leader implements MilterHandler {
     return request;
   }
 
-  // ---- envelope stages (§2.4) ----
+  // ---- envelope stages (manager.md §2.4) ----
 
   connect(cmd: ConnectCommand, ctx: SessionContext): DecisionReply | Promise<DecisionReply> {
     this.lastStage = "connect";
@@ -192,7 +192,7 @@ export class Leader implements MilterHandler {
     return this.fanOut("unknown", ctx.macros.stage("U"), shared({ type: "unknown", commandLine: cmd.commandLine }), undefined);
   }
 
-  // ---- content stages (§2.5) ----
+  // ---- content stages (manager.md §2.5) ----
 
   async header(cmd: HeaderCommand, ctx: SessionContext): Promise<DecisionReply> {
     this.lastStage = "header";
@@ -228,7 +228,7 @@ export class Leader implements MilterHandler {
     return eom(out.modifications, reply);
   }
 
-  // ---- abort, quit, end (§2.6) ----
+  // ---- abort, quit, end (manager.md §2.6) ----
 
   abort(): void {
     this.notify("abort", this.children);
@@ -260,7 +260,7 @@ export class Leader implements MilterHandler {
     this.busy = false;
   }
 
-  /** Connect and negotiate every enabled child in parallel; apply the fatal-fallback rule (§2.3 step 7). */
+  /** Connect and negotiate every enabled child in parallel; apply the fatal-fallback rule (manager.md §2.3 step 7). */
   private async openAll(): Promise<void> {
     const configs = this.env.config.milters.filter((m) => m.enabled);
     if (configs.length === 0) return;
@@ -446,7 +446,7 @@ export class Leader implements MilterHandler {
 
   // ---- helpers ----
 
-  /** The manager's own answer when no child can take the command (§2.4 step 1, rules/failures.ts), or undefined. */
+  /** The manager's own answer when no child can take the command (manager.md §2.4 step 1, rules/failures.ts), or undefined. */
   private precheck(rule: EnvelopeRule): FinalReply | undefined {
     if (this.fatalFallback !== undefined) return { status: this.fatalFallback };
     if (takingPart(rule, this.children).length > 0) return undefined;

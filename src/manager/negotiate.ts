@@ -55,7 +55,7 @@ export function childOffer(mta: OptionWords): OptionWords {
  * - macro lists: per stage the union of the children's lists (order of first appearance, names
  *   compared without braces), sent only for a stage that every child listed — a child without a
  *   list for a stage expects the MTA's configured macros, which a list would replace (the
- *   milter-manager quirk of §2.10 that drops macros other children need). Only for a v6 MTA that
+ *   milter-manager quirk of manager.md §2.10 that drops macros other children need). Only for a v6 MTA that
  *   offers SMFIF_SETSYMLIST.
  */
 export function mergeNegotiation(mta: OptionWords, children: readonly ChildOptions[]): OptnegReply {

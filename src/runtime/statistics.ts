@@ -1,6 +1,6 @@
 /**
- * The statistics lines milter-manager writes (docs manager.md §4.4, tools.md
- * §3.3), byte for byte, so milter-manager-log-analyzer and home-grown log
+ * The statistics lines milter-manager writes (docs manager.md §4.4,
+ * tools.md §3.3), byte for byte, so milter-manager-log-analyzer and home-grown log
  * parsers keep working. They are logged at level `statistics`: in a log file
  * or on stdout without a level tag, in syslog prefixed `[statistics] `.
  *

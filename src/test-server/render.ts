@@ -5,7 +5,7 @@
  *   `stage: …` saying which stage and reply produced a status other than
  *   pass (upstream issue #122);
  * - `--output-message`: envelope, header and body after the milter's
- *   changes with ` `/`-`/`+` prefixes (§2.3);
+ *   changes with ` `/`-`/`+` prefixes (tools.md §2.3);
  * - the JSON form of a session.
  * Header and envelope text is latin1 (bytes as on the wire), so output is
  * built as Buffers, never through UTF-8.

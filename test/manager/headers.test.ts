@@ -111,7 +111,7 @@ describe("HeaderList (the MTA's editing rules)", () => {
   });
 });
 
-describe("diffHeaders: the §2.5.3 / §2.13 worked examples", () => {
+describe("diffHeaders: the manager.md §2.5.3 / §2.13 worked examples", () => {
   test("no change → no packet", () => {
     expect(diffHeaders(full([h("From", "a")]), full([h("From", "a")]))).toEqual([]);
     expect(diffHeaders(full([]), full([]))).toEqual([]);

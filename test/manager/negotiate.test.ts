@@ -92,7 +92,7 @@ describe("macro lists", () => {
     expect(reply.actions & SMFIF_SETSYMLIST).toBe(SMFIF_SETSYMLIST);
   });
 
-  test("a stage not listed by every child is not overridden (quirk §2.10 fixed)", () => {
+  test("a stage not listed by every child is not overridden (quirk manager.md §2.10 fixed)", () => {
     const lists = mergeMacroLists([child(0, [[0, ["j"]], [2, ["{auth_type}"]]]), child(0, [[2, ["i"]]])]);
     expect([...lists]).toEqual([[2, ["{auth_type}", "i"]]]);
   });

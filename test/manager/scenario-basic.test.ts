@@ -187,7 +187,7 @@ describe("basic flow", () => {
     expectStatus(await SESSION.envelopeFrom(mta), "reject");
   });
 
-  test("unknown rejected inside a transaction only refuses that command (our choice; §2.4 leaves it open)", async () => {
+  test("unknown rejected inside a transaction only refuses that command (our choice; manager.md §2.4 leaves it open)", async () => {
     s = await setup({ scripts: [{ unknown: Reject }, {}] });
     const mta = await s.mta();
     await chain(mta, "envelopeRecipient");

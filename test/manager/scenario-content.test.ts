@@ -1,5 +1,5 @@
 // manager.md §2.13 "Headers / EOH", "Body" and "End of message" scenarios: the sequential
-// pipeline of §2.5 over real sockets.
+// pipeline of manager.md §2.5 over real sockets.
 import { afterEach, describe, expect, test } from "bun:test";
 import { SMFI_CURR_PROT, SMFIP_HDR_LEADSPC, SMFIP_NOBODY, SMFIP_SKIP } from "../../src/milter/index.ts";
 import { Accept, Continue, Discard, eom, Reject, Skip, Tempfail } from "../../src/milter-side/index.ts";

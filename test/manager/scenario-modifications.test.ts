@@ -1,4 +1,4 @@
-// manager.md §2.13 "Modifications at EOM" (+ §2.5.3, §2.5.6, §2.8): what the MTA ends up with,
+// manager.md §2.13 "Modifications at EOM" (+ manager.md §2.5.3, §2.5.6, §2.8): what the MTA ends up with,
 // checked by applying the packets it receives to a Postfix-semantics header model.
 import { afterEach, describe, expect, test } from "bun:test";
 import { type DecisionReply, SMFIP_HDR_LEADSPC, SMFIP_NOBODY, type ModificationReply } from "../../src/milter/index.ts";
@@ -104,7 +104,7 @@ describe("headers", () => {
     });
   }
 
-  test("an evaluation child that refuses before the last one does not end the pipeline (quirk §2.5.5 fixed)", async () => {
+  test("an evaluation child that refuses before the last one does not end the pipeline (quirk manager.md §2.5.5 fixed)", async () => {
     s = await setup({
       scripts: [{ endOfMessage: Reject }, { endOfMessage: eomMods([{ type: "addheader", name: "X-Test-Header2", value: "v" }]) }],
       milters: [EVAL],

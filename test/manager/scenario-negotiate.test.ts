@@ -1,4 +1,4 @@
-// manager.md §2.13 "Negotiate / availability" (+ §2.3, §2.7 at negotiation, §2.9 at connect).
+// manager.md §2.13 "Negotiate / availability" (+ manager.md §2.3; manager.md §2.7 at negotiation; manager.md §2.9 at connect).
 import { afterEach, describe, expect, test } from "bun:test";
 import { SMFIP_NR_HDR, SMFIP_NR_CONN } from "../../src/milter/index.ts";
 import type { Conditions } from "../../src/manager/stop-hook.ts";

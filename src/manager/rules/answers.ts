@@ -58,7 +58,7 @@ export interface ChildDecision {
 /**
  * What a child's decision counts as. An evaluation-mode child's reject, temporary-failure,
  * discard and reply code count as ACCEPT (its real answer is only logged); unlike
- * milter-manager we do not keep its reply text either, so it can never reach the MTA (§2.8 quirk).
+ * milter-manager we do not keep its reply text either, so it can never reach the MTA (manager.md §2.8 quirk).
  * `shutdown` (`4`, Postfix only) is taken as temporary-failure.
  */
 export function childAnswer(d: ChildDecision, evaluation: boolean): ChildAnswer {
@@ -109,7 +109,7 @@ export interface FinalReply {
 /**
  * The compiled answer of one stage: statuses are merged by priority and the last reply code
  * is kept; `final()` passes the reply code on only when it agrees with the compiled status
- * (4xx with temporary-failure, 5xx with reject) and is valid (§2.2).
+ * (4xx with temporary-failure, 5xx with reject) and is valid (manager.md §2.2).
  */
 export class StageReply {
   status: Status = "not-change";
