@@ -2,6 +2,7 @@
 // `manager.md §2.9`, `docs/protocol.md §3.3`, lists such as `manager.md §2.2, §2.8` or ranges such
 // as `protocol.md §2–§6`. A `§` without a page name before it is refused (say which page), except
 // after an RFC number (`RFC 5321 §4.2`). Inside docs/, a bare `§N` means the page itself.
+// Every page named at all (`postfix-bench.md`) must exist in docs/.
 import { describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, join, relative } from "node:path";
@@ -118,6 +119,18 @@ describe("§ citations", () => {
     if (bare.length > 0) {
       throw new Error(`${bare.length} bare § citation(s); write the page before it (e.g. manager.md §N):\n${bare.map((b) => `${b.where}: §${b.section}`).join("\n")}`);
     }
+  });
+
+  test("every page named in src/, test/ and bench/ (`tools.md`, `docs/api/runtime.md`) is in docs/", () => {
+    const problems: string[] = [];
+    for (const f of files) {
+      const text = readFileSync(f, "utf8");
+      for (const m of text.matchAll(/(?<![\w./-])((?:docs\/)?(?:api\/)?[A-Za-z0-9_-]+\.md)\b/g)) {
+        const page = m[1].replace(/^docs\//, "");
+        if (!existsSync(join(DOCS, page))) problems.push(`${relative(ROOT, f)}:${lineOf(text, m.index!)}: names ${m[1]}, which is not in docs/`);
+      }
+    }
+    if (problems.length > 0) throw new Error(problems.join("\n"));
   });
 
   test("the pages of docs/ resolve their own citations (bare § = the same page)", () => {
