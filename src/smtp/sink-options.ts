@@ -1,6 +1,6 @@
 // smtp-sink's command line (listed in src/cli/options/smtp-sink.ts): Postfix's letters plus
 // milterkit's long options. Pure: argv in, typed options (or an OptionError) out.
-import { type Scanned, scan, UsageError } from "../cli/options/scan.ts";
+import { type Scanned, scanOr } from "../cli/options/scan.ts";
 import { SMTP_SINK_TABLE } from "../cli/options/smtp-sink.ts";
 import { interval, OptionError, positiveInt } from "./values.ts";
 import { AddressError, parseListen, type Target } from "./target.ts";
@@ -107,13 +107,7 @@ function seconds(text: string | undefined, what: string, allowZero = false): num
 }
 
 export function parseSinkArgs(argv: string[]): SinkOptions {
-  let scanned: Scanned;
-  try {
-    scanned = scan(SMTP_SINK_TABLE, argv);
-  } catch (e) {
-    if (e instanceof UsageError) throw new OptionError(e.message);
-    throw e;
-  }
+  const scanned = scanOr(SMTP_SINK_TABLE, argv, (m) => new OptionError(m));
   return sinkOptions(scanned);
 }
 

@@ -1,7 +1,7 @@
 // smtp-source's command line (listed in src/cli/options/smtp-source.ts): Postfix's letters
 // and defaults plus milterkit's long options. Pure: argv in, typed options (or an OptionError) out.
 import { hostname } from "node:os";
-import { type Scanned, scan, UsageError } from "../cli/options/scan.ts";
+import { type Scanned, scanOr } from "../cli/options/scan.ts";
 import { SMTP_SOURCE_TABLE } from "../cli/options/smtp-source.ts";
 import { interval, OptionError, positiveInt } from "./values.ts";
 import { AddressError, parseTarget, type Target } from "./target.ts";
@@ -73,13 +73,7 @@ function delay(s: Scanned, key: string, what: string): number | undefined {
 }
 
 export function parseSourceArgs(argv: string[], defaultHostname = hostname()): SourceOptions {
-  let scanned: Scanned;
-  try {
-    scanned = scan(SMTP_SOURCE_TABLE, argv);
-  } catch (e) {
-    if (e instanceof UsageError) throw new OptionError(e.message);
-    throw e;
-  }
+  const scanned = scanOr(SMTP_SOURCE_TABLE, argv, (m) => new OptionError(m));
   return sourceOptions(scanned, defaultHostname);
 }
 

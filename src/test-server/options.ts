@@ -3,7 +3,7 @@
  * session's settings. Applied in command-line order, because the original lets option
  * order decide between -m and -f/-r. Pure: file reading is done by the caller through `readFile`.
  */
-import { type Scanned, scan, UsageError } from "../cli/options/scan.ts";
+import { type Scanned, scanOr } from "../cli/options/scan.ts";
 import { MACRO_STAGES, TEST_SERVER_TABLE } from "../cli/options/test-server.ts";
 import { parseSpec, type ConnectionSpec } from "../net/spec.ts";
 import { parseMailFile, type HeaderField } from "./mail-file.ts";
@@ -104,13 +104,7 @@ function spec(option: string, text: string): ConnectionSpec {
 
 /** Parse argv (without the program name) into options. Throws OptionError. */
 export function parseTestServerArgs(argv: readonly string[], ctx: ParseContext): TestServerOptions {
-  let scanned: Scanned;
-  try {
-    scanned = scan(TEST_SERVER_TABLE, argv);
-  } catch (e) {
-    if (e instanceof UsageError) throw new OptionError(e.message);
-    throw e;
-  }
+  const scanned = scanOr(TEST_SERVER_TABLE, argv, (m) => new OptionError(m));
   return testServerOptions(scanned, ctx);
 }
 

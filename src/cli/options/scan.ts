@@ -10,6 +10,15 @@ export class UsageError extends Error {
   override readonly name = "UsageError";
 }
 
+/** scan(), with a usage error turned into the caller's own error type (the parsers callable outside the CLI). */
+export function scanOr(table: ToolOptions, argv: readonly string[], toError: (message: string) => Error): Scanned {
+  try {
+    return scan(table, argv);
+  } catch (e) {
+    throw e instanceof UsageError ? toError(e.message) : e;
+  }
+}
+
 export interface Occurrence {
   def: OptionDef;
   /** The value given (undefined for a flag, or an optional value left out). */

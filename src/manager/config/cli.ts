@@ -2,7 +2,7 @@
 // become overrides: a separate layer applied after every (re)load, so they survive SIGHUP.
 // The options themselves are listed in src/cli/options/manager.ts.
 import { MANAGER_TABLE } from "../../cli/options/manager.ts";
-import { type Scanned, scan, UsageError } from "../../cli/options/scan.ts";
+import { type Scanned, scanOr } from "../../cli/options/scan.ts";
 import type { Override } from "./load.ts";
 import { LogSchema, ManagerSectionSchema, SecuritySchema } from "./schema.ts";
 
@@ -134,12 +134,6 @@ export function managerArgs(scanned: Scanned): ManagerArgs {
 
 /** Parse the manager's argv strictly (src/cli/options/scan.ts), then apply it. Throws CliOptionError. */
 export function parseManagerArgv(argv: readonly string[]): ManagerArgs {
-  let scanned: Scanned;
-  try {
-    scanned = scan(MANAGER_TABLE, argv);
-  } catch (e) {
-    if (e instanceof UsageError) throw new CliOptionError(e.message);
-    throw e;
-  }
+  const scanned = scanOr(MANAGER_TABLE, argv, (m) => new CliOptionError(m));
   return managerArgs(scanned);
 }
