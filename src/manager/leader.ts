@@ -194,28 +194,49 @@ export class Leader implements MilterHandler {
 
   // ---- content stages (manager.md §2.5) ----
 
-  async header(cmd: HeaderCommand, ctx: SessionContext): Promise<DecisionReply> {
+  header(cmd: HeaderCommand, ctx: SessionContext): Promise<DecisionReply> {
     this.lastStage = "header";
-    const p = await this.pipeline(ctx);
-    if (!(p instanceof MessagePipeline)) return this.answer(p);
-    return this.answer(await this.during(p.header(cmd.name, cmd.value, ctx.macros.stage("L"))));
+    return this.content(ctx, (p) => p.header(cmd.name, cmd.value, ctx.macros.stage("L")));
   }
 
-  async endOfHeader(_cmd: EohCommand, ctx: SessionContext): Promise<DecisionReply> {
+  endOfHeader(_cmd: EohCommand, ctx: SessionContext): Promise<DecisionReply> {
     this.lastStage = "end-of-header";
-    const p = await this.pipeline(ctx);
-    if (!(p instanceof MessagePipeline)) return this.answer(p);
-    return this.answer(await this.during(p.endOfHeader(ctx.macros.stage("N"))));
+    return this.content(ctx, (p) => p.endOfHeader(ctx.macros.stage("N")));
   }
 
-  async body(cmd: BodyCommand, ctx: SessionContext, info?: BodyInfo): Promise<DecisionReply> {
+  body(cmd: BodyCommand, ctx: SessionContext, info?: BodyInfo): DecisionReply | Promise<DecisionReply> {
     // Data inside the MTA's end-of-message goes to each child inside its own (endOfMessage below).
     if (info?.fromEndOfMessage) return Continue;
     this.lastStage = "body";
-    const p = await this.pipeline(ctx);
-    if (!(p instanceof MessagePipeline)) return this.answer(p);
-    return this.answer(await this.during(p.body(cmd.chunk, ctx.macros.stage("B"))));
+    return this.content(ctx, (p) => p.body(cmd.chunk, ctx.macros.stage("B")));
   }
+
+  /**
+   * A content command through the message's pipeline. Once the pipeline exists (every content
+   * command but the first) it is called at once: no async frame nor extra promise per header.
+   */
+  private content(ctx: SessionContext, run: (p: MessagePipeline) => Promise<FinalReply>): Promise<DecisionReply> {
+    const m = this.message;
+    if (m !== undefined && !m.finished && this.fatalFallback === undefined) {
+      this.busy = true;
+      return run(m).then(this.answerDuring, this.failDuring);
+    }
+    return this.pipeline(ctx).then((p) => {
+      if (!(p instanceof MessagePipeline)) return this.answer(p);
+      this.busy = true;
+      return run(p).then(this.answerDuring, this.failDuring);
+    });
+  }
+
+  private readonly answerDuring = (r: FinalReply): DecisionReply => {
+    this.busy = false;
+    return this.answer(r);
+  };
+
+  private readonly failDuring = (e: unknown): never => {
+    this.busy = false;
+    throw e;
+  };
 
   async endOfMessage(cmd: EobCommand, ctx: SessionContext): Promise<DecisionReply | EomResult> {
     this.lastStage = "end-of-message";
@@ -439,9 +460,13 @@ export class Leader implements MilterHandler {
   /** Track that children are being waited for (the MTA going away then closes them). */
   private during<T>(p: Promise<T>): Promise<T> {
     this.busy = true;
-    return p.finally(() => {
-      this.busy = false;
-    });
+    return p.then(
+      (v) => {
+        this.busy = false;
+        return v;
+      },
+      this.failDuring,
+    );
   }
 
   // ---- helpers ----
