@@ -260,17 +260,17 @@ export class MessagePipeline {
     macros: Macros | undefined,
     send: (macros: Macros | undefined) => Promise<StepOutcome | EndOfMessageOutcome>,
   ): Step | Promise<Step> {
-    if (this.env.stop === undefined) return this.send(child, () => send(macros));
+    if (this.env.stop === undefined) return this.send(child, sent(send, macros));
     let added: Map<string, string> | undefined;
     const stop = this.env.stop(child, event, (name, value) => (added ??= new Map()).set(name, value));
-    const go = () => this.send(child, () => send(added ? withMacros(macros, added) : macros));
+    const go = () => this.send(child, sent(send, added ? withMacros(macros, added) : macros));
     if (stop === true) return this.stopped(child, event.stage);
     if (stop === false) return go();
     return stop.then((s) => (s ? this.stopped(child, event.stage) : go()));
   }
 
-  private async send(child: Child, send: () => Promise<StepOutcome | EndOfMessageOutcome>): Promise<Step> {
-    const outcome = await send();
+  private async send(child: Child, sending: Promise<StepOutcome | EndOfMessageOutcome>): Promise<Step> {
+    const outcome = await sending;
     const decision = child.decide(outcome);
     if (!outcome.ok) this.env.log("warning", `milter ${child.name} failed, counted as ${decision.status}: ${child.failure}`);
     const answer = childAnswer(decision, child.evaluation);
@@ -305,5 +305,17 @@ export class MessagePipeline {
   /** A header value from the message, as this child wants it. */
   private valueFor(child: Child, value: string): string {
     return headerValueFor(this.env.leadingSpace, child.leadingSpace, value);
+  }
+}
+
+/** The step being sent; a synchronous throw becomes its rejection, as inside an async function. */
+function sent(
+  send: (macros: Macros | undefined) => Promise<StepOutcome | EndOfMessageOutcome>,
+  macros: Macros | undefined,
+): Promise<StepOutcome | EndOfMessageOutcome> {
+  try {
+    return send(macros);
+  } catch (e) {
+    return Promise.reject(e);
   }
 }
