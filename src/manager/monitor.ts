@@ -99,7 +99,7 @@ export class Monitor implements ManagerEvents {
 
   childAnswer(child: string, stage: StageName, status: string, ms: number): void {
     const c = this.child(child);
-    this.answers.add(`${child}\0${stage}\0${status}`);
+    this.answers.add(this.answerKey(child, stage, status));
     c.answers++;
     const s = ms / 1000;
     c.latencySum += s;
@@ -107,6 +107,22 @@ export class Monitor implements ManagerEvents {
     while (i < LATENCY_BUCKETS.length && s > LATENCY_BUCKETS[i]) i++;
     c.buckets[i]++;
   }
+
+  /**
+   * The answers counter's key, made once per child, stage and status: a key built per answer is a
+   * new string (and its hashing) for every step of every child.
+   */
+  private answerKey(child: string, stage: string, status: string): string {
+    let byStage = this.answerKeys.get(child);
+    if (!byStage) this.answerKeys.set(child, (byStage = new Map()));
+    let byStatus = byStage.get(stage);
+    if (!byStatus) byStage.set(stage, (byStatus = new Map()));
+    let key = byStatus.get(status);
+    if (key === undefined) byStatus.set(status, (key = `${child}\0${stage}\0${status}`));
+    return key;
+  }
+
+  private readonly answerKeys = new Map<string, Map<string, Map<string, string>>>();
 
   childFailure(child: string, kind: FailureKind, stage: StageName, detail: string, timer?: string): void {
     const c = this.child(child);
