@@ -218,13 +218,15 @@ export class Leader implements MilterHandler {
   private content(ctx: SessionContext, run: (p: MessagePipeline) => Promise<FinalReply>): Promise<DecisionReply> {
     const m = this.message;
     if (m !== undefined && !m.finished && this.fatalFallback === undefined) {
+      const running = run(m);
       this.busy = true;
-      return run(m).then(this.answerDuring, this.failDuring);
+      return running.then(this.answerDuring, this.failDuring);
     }
     return this.pipeline(ctx).then((p) => {
       if (!(p instanceof MessagePipeline)) return this.answer(p);
+      const running = run(p);
       this.busy = true;
-      return run(p).then(this.answerDuring, this.failDuring);
+      return running.then(this.answerDuring, this.failDuring);
     });
   }
 
