@@ -11,6 +11,7 @@ import {
   dotStuff,
   e2eSkipReason,
   freePort,
+  freePorts,
   headerValues,
   isAlive,
   isListening,
@@ -82,6 +83,14 @@ describe("harness helpers", () => {
     expect(isListening("127.0.0.1", p)).toBe(true);
     srv.stop(true);
     expect(isListening("127.0.0.1", p)).toBe(false);
+  });
+
+  test("freePort never hands out a port of the kernel's ephemeral range, nor one twice", () => {
+    // outgoing connections take their local port from that range: such a port could be gone before our server binds it
+    const [lo, hi] = fs.readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "latin1").trim().split(/\s+/).map(Number);
+    const ports = [...freePorts(50), freePort("::1")];
+    expect(new Set(ports).size).toBe(ports.length);
+    for (const p of ports) expect(p < lo || p > hi).toBe(true);
   });
 });
 

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { MilterClient, type StepOutcome } from "../../src/mta-side/index.ts";
 import { ScriptedMilter } from "./support/scripted-milter.ts";
 import { compileMilterkit } from "../../build.ts";
+import { freePort } from "../e2e/lib/ports.ts";
 
 const tmpRoot = mkdtempSync(join(tmpdir(), "mk-conditions-compiled-"));
 const BIN = join(tmpRoot, "bin/milterkit");
@@ -31,14 +32,6 @@ afterAll(async () => {
   await Promise.all(children.map((c) => c.close()));
   rmSync(tmpRoot, { recursive: true, force: true });
 });
-
-/** A free loopback port (bound, then released). */
-function freePort(): number {
-  const srv = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = srv.port;
-  srv.stop(true);
-  return port;
-}
 
 function writeConfig(port: number): string {
   const path = join(WORK, "partners.ts");

@@ -9,17 +9,11 @@ import { eom } from "../../src/milter-side/index.ts";
 import { MilterClient } from "../../src/mta-side/index.ts";
 import { type ScriptedMilter, startScriptedMilter } from "./support/scripted-milter.ts";
 import { chain, expectStatus, SESSION } from "./support/harness.ts";
+import { freePort } from "../e2e/lib/ports.ts";
 
 const MAIN = join(import.meta.dir, "../../src/main.ts");
 const dir = mkdtempSync(join(tmpdir(), "mk-manager-proc-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function freePort(): number {
-  const srv = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = srv.port;
-  srv.stop(true);
-  return port;
-}
 
 interface Running {
   proc: ReturnType<typeof Bun.spawn>;

@@ -9,19 +9,102 @@
 import * as fs from "node:fs";
 import { isAlive, sleep, StartupError, tailFile } from "./proc.ts";
 
-/** Bind port 0 on `host`, read the port the kernel chose, close. */
-export async function freePort(host = "127.0.0.1"): Promise<number> {
-  const srv = Bun.listen({ hostname: host, port: 0, socket: { data() {} } });
-  const port = srv.port;
-  srv.stop(true);
-  return port;
+/**
+ * The ports freePort hands out: below the kernel's ephemeral range
+ * (net.ipv4.ip_local_port_range, 32768-60999 by default), which it picks from
+ * for every outgoing connection and every bind to port 0. A port taken from
+ * that range can be used by someone's outgoing connection (Postfix's smtp
+ * client, a test's own connect) before our server binds it; a port below the
+ * range can only be taken by an explicit bind.
+ */
+function portPool(): [number, number] {
+  let lo = 32768;
+  let hi = 60999;
+  try {
+    [lo, hi] = fs.readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "latin1").trim().split(/\s+/).map(Number);
+  } catch {}
+  if (lo - 1 >= 12_000) return [Math.max(10_000, lo - 12_000), lo - 1];
+  if (hi + 1 <= 65_535 - 4_000) return [hi + 1, 65_535];
+  return [0, 0]; // no room outside the ephemeral range: let the kernel choose
+}
+
+let inUse = { at: 0, ports: new Set<number>() };
+
+/**
+ * Local TCP ports in use on any address and in any state (listening, connected,
+ * TIME_WAIT), read at most once a second: the read costs ~10 ms with a few
+ * thousand sockets, and a port taken since is still caught by canBind.
+ */
+function portsInUse(): Set<number> {
+  if (Date.now() - inUse.at < 1000) return inUse.ports;
+  const used = new Set<number>();
+  for (const f of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let text: string;
+    try {
+      text = fs.readFileSync(f, "latin1");
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      const local = line.trim().split(/\s+/)[1];
+      if (local) used.add(parseInt(local.slice(local.lastIndexOf(":") + 1), 16));
+    }
+  }
+  inUse = { at: Date.now(), ports: used };
+  return used;
+}
+
+function canBind(host: string, port: number): boolean {
+  try {
+    Bun.listen({ hostname: host, port, socket: { data() {} } }).stop(true);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const pool = portPool();
+// where this process starts in the pool: apart from other test processes on the same machine
+let nextPort = pool[0] + ((process.pid * 7_919 + Math.floor(Math.random() * 1_000)) % Math.max(1, pool[1] - pool[0] + 1));
+const handedOut = new Set<number>();
+
+/**
+ * A loopback port nothing uses now and that this process has not handed out
+ * before, outside the kernel's ephemeral range (see portPool). Synchronous;
+ * callers may still `await` it.
+ */
+export function freePort(host = "127.0.0.1"): number {
+  const [lo, hi] = pool;
+  if (lo === 0) {
+    const srv = Bun.listen({ hostname: host, port: 0, socket: { data() {} } });
+    const port = srv.port;
+    srv.stop(true);
+    return port;
+  }
+  const size = hi - lo + 1;
+  const used = portsInUse();
+  for (let i = 0; i < size; i++) {
+    const port = lo + ((nextPort - lo + i) % size);
+    if (handedOut.has(port) || used.has(port) || !canBind(host, port)) continue;
+    nextPort = port + 1;
+    handedOut.add(port);
+    return port;
+  }
+  // every port of the pool was handed out once in this process: start over
+  handedOut.clear();
+  for (let i = 0; i < size; i++) {
+    const port = lo + i;
+    if (!used.has(port) && canBind(host, port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error(`freePort: no free port in ${lo}-${hi}`);
 }
 
 /** `freePort` for several distinct ports. */
-export async function freePorts(n: number, host = "127.0.0.1"): Promise<number[]> {
-  const out = new Set<number>();
-  while (out.size < n) out.add(await freePort(host));
-  return [...out];
+export function freePorts(n: number, host = "127.0.0.1"): number[] {
+  return Array.from({ length: n }, () => freePort(host));
 }
 
 /** /proc/net hex form of an address: 32-bit words in host (little-endian) byte order. */

@@ -76,12 +76,7 @@ export function writeConfig(path: string, config: object): string {
   return path;
 }
 
-export function freePort(): number {
-  const srv = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = srv.port;
-  srv.stop(true);
-  return port;
-}
+export { freePort } from "../../e2e/lib/ports.ts";
 
 export function readText(path: string): string {
   try {
