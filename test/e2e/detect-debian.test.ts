@@ -5,7 +5,7 @@
 // starts it. clamav-milter (needs virus signatures from the network) and rspamd (needs its
 // scanner workers) are checked for detection only.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chownSync, existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { freePort, isAlive, makeTempDir, userIds, waitForPort, waitForUnix } from "./lib/index.ts";
 
@@ -43,13 +43,50 @@ describe.skipIf(!!skip)("auto-detection of the installed Debian milters", () => 
   });
 
   test("--show-config with no configuration file: each detected milter says where it came from", () => {
-    const r = cli(["-c", makeTempDir("detect-none"), "--show-config"]);
+    const none = makeTempDir("detect-none");
+    const r = cli(["-c", none, "--show-config"]);
+    rmSync(none, { recursive: true, force: true });
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/# detected from \/etc\/opendkim\.conf:\d+\n\[\[milters\]\]\n# detected from \/etc\/opendkim\.conf:\d+\nname = "opendkim"\n/);
     expect(r.stdout).toMatch(/# detected from \/etc\/opendkim\.conf:\d+\nconnection_spec = "local:\/run\/opendkim\/opendkim\.sock"\n/);
     expect(r.stdout).toContain('connection_spec = "unix:/var/spool/postfix/spamass/spamass.sock"');
   });
 });
+
+/**
+ * The daemons below run at their system paths (/run/opendkim/...), where two test runs on one
+ * machine would share them, and one run's stop would cut the other's sessions (connection reset at
+ * negotiate): runs take turns through a lock directory holding the owner's pid.
+ */
+const LOCK = "/run/milterkit-e2e-debian-milters.lock";
+async function takeLock(timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      mkdirSync(LOCK, { mode: 0o700 });
+      writeFileSync(join(LOCK, "pid"), String(process.pid));
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
+    let owner = 0;
+    try {
+      owner = Number(readFileSync(join(LOCK, "pid"), "utf8"));
+    } catch {}
+    // an owner that is gone left a stale lock (no pid yet: the owner is between mkdir and write)
+    if (owner > 0 && !isAlive(owner)) {
+      rmSync(LOCK, { recursive: true, force: true });
+      continue;
+    }
+    if (Date.now() >= end) throw new Error(`${LOCK}: still held by process ${owner} after ${timeoutMs} ms`);
+    await Bun.sleep(100);
+  }
+}
+function releaseLock() {
+  try {
+    if (Number(readFileSync(join(LOCK, "pid"), "utf8")) === process.pid) rmSync(LOCK, { recursive: true, force: true });
+  } catch {}
+}
 
 describe.skipIf(!!skip)("a session through the manager reaches the detected milters", () => {
   const stops: (() => void | Promise<void>)[] = [];
@@ -60,6 +97,7 @@ describe.skipIf(!!skip)("a session through the manager reaches the detected milt
     await p.exited;
   }
   let port = 0;
+  let confDir = "";
   let manager: ReturnType<typeof Bun.spawn> | undefined;
   let log = "";
 
@@ -108,6 +146,7 @@ describe.skipIf(!!skip)("a session through the manager reaches the detected milt
   }
 
   beforeAll(async () => {
+    await takeLock(45_000);
     // As their services start them: the daemon reads its own configuration file from /etc.
     dir("/run/opendkim", "opendkim");
     await forking(["/usr/sbin/opendkim"], "/run/opendkim/opendkim.pid");
@@ -131,7 +170,7 @@ describe.skipIf(!!skip)("a session through the manager reaches the detected milt
 
     // Detection on, and the configuration overrides detected items: the session comes from
     // 127.0.0.1, which "Remote Network" would stop, and two milters cannot run here.
-    const confDir = makeTempDir("detect-session");
+    confDir = makeTempDir("detect-session");
     writeFileSync(join(confDir, "milterkit.config.toml"), [
       "[manager]", "auto_detect = true", "",
       "[[milters]]", 'name = "pyspf-milter"', "applicable_conditions = []", "",
@@ -148,12 +187,14 @@ describe.skipIf(!!skip)("a session through the manager reaches the detected milt
       for await (const chunk of manager!.stdout as ReadableStream<Uint8Array>) log += new TextDecoder().decode(chunk);
     })();
     await waitForPort("127.0.0.1", port, 20_000);
-  }, 60_000);
+  }, 120_000);
 
   afterAll(async () => {
     manager?.kill("SIGTERM");
     await manager?.exited;
     await Promise.all(stops.map((stop) => stop()));
+    if (confDir) rmSync(confDir, { recursive: true, force: true });
+    releaseLock();
   }, 40_000);
 
   test("each reached milter ends the session with its own result", async () => {
@@ -162,9 +203,10 @@ describe.skipIf(!!skip)("a session through the manager reaches the detected milt
         "-f", "someone@example.org", "-r", "postmaster@localhost", "-h", "Subject: detection", "-b", "hello\r\n"],
       { stdout: "pipe", stderr: "pipe", timeout: 30_000 },
     );
+    for (let i = 0; i < 400 && !/\[session\]\[end\]/.test(log); i++) await Bun.sleep(50);
+    if (!r.stdout.toString().includes("status: pass")) console.error(`the manager's log:\n${log}`); // which milter failed, and how
     expect(r.stderr.toString()).toBe("");
     expect(r.stdout.toString()).toContain("status: pass");
-    for (let i = 0; i < 100 && !/\[session\]\[end\]/.test(log); i++) await Bun.sleep(50);
     for (const name of ["opendkim", "opendmarc", "pyspf-milter", "spamass-milter"]) {
       expect(log).toMatch(new RegExp(`\\[milter\\]\\[end\\]\\[[a-z-]+\\]\\[(pass|accept|continue)\\].*: ${name}\\n`));
     }
