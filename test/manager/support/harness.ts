@@ -6,6 +6,7 @@ import { type EngineOptions, type ManagerServer, startEngine } from "../../../sr
 import { SILENT_LOG } from "../../../src/manager/log.ts";
 import { MilterClient, type MilterClientOptions, type StepOutcome } from "../../../src/mta-side/index.ts";
 import { type Script, ScriptedMilter } from "./scripted-milter.ts";
+import { freePort } from "../../e2e/lib/ports.ts";
 
 export interface Setup {
   manager: ManagerServer;
@@ -70,10 +71,7 @@ export async function setup(opts: SetupOptions = {}): Promise<Setup> {
 
 /** An unreachable milter (nothing listens on that port). */
 export async function unreachableMilter(name: string, items: Partial<MilterConfig> = {}): Promise<MilterConfig> {
-  const srv = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = srv.port;
-  srv.stop(true);
-  return { ...defaultMilter(name, `inet:${port}@[127.0.0.1]`), ...items };
+  return { ...defaultMilter(name, `inet:${freePort()}@[127.0.0.1]`), ...items };
 }
 
 export function expectStatus(o: StepOutcome, status: string, replyText?: string): void {
