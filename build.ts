@@ -1,7 +1,7 @@
 // bun run build: compile src/main.ts into dist/milterkit and add one symlink per tool.
 // Tests that need a binary of their own call compileMilterkit() so they use the same flags.
 import { rmSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { createLinks } from "./src/cli/install-links.ts";
 
 /**
@@ -34,7 +34,7 @@ if (import.meta.main) {
     console.error(`build failed: ${(e as Error).message}`);
     process.exit(1);
   }
-  // Relative links keep dist/ relocatable.
-  createLinks(outDir, "milterkit");
-  console.log(`built ${outFile} and links: milter-manager milter-test-client milter-test-server smtp-source smtp-sink`);
+  // Relative links keep dist/ relocatable; dist/ is not on PATH, so the SMTP tools keep Postfix's names here.
+  const links = createLinks(outDir, "milterkit", { postfixNames: true });
+  console.log(`built ${outFile} and links: ${links.map((l) => basename(l)).join(" ")}`);
 }

@@ -22,7 +22,7 @@ function mainUsage(): string {
     "",
     "TOOLS",
     ...Object.entries(TOOLS).flatMap(([t, d]) => entry(t, `(${d.link}) ${d.summary}`)),
-    ...entry("install-links", "install-links DIR: create the tool symlinks in DIR"),
+    ...entry("install-links", "install-links [--postfix-names] DIR: create the tool symlinks in DIR (milterkit-smtp-source/-sink unless --postfix-names)"),
     "",
     "Use milterkit TOOL --help for the options of a tool.",
   ];

@@ -10,7 +10,8 @@ import { createLinks } from "../../src/cli/install-links.ts";
 
 const ROOT = join(import.meta.dir, "../..");
 const BIN = join(ROOT, "dist/milterkit");
-const LINKS = ["milter-manager", "milter-test-client", "milter-test-server", "smtp-source", "smtp-sink"];
+const LINKS = ["milter-manager", "milter-test-client", "milter-test-server", "milterkit-smtp-source", "milterkit-smtp-sink"];
+const POSTFIX_LINKS = ["milter-manager", "milter-test-client", "milter-test-server", "smtp-source", "smtp-sink"];
 
 function run(argv: string[], argv0?: string) {
   const p = Bun.spawnSync({ cmd: [BIN, ...argv], argv0, stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1" } });
@@ -26,6 +27,7 @@ describe("tool names", () => {
     expect(toolFromName("smtp-sink")).toBe("smtp-sink");
     expect(toolFromName("milterkit-manager")).toBe("manager");
     expect(toolFromName("milterkit-smtp-sink")).toBe("smtp-sink");
+    expect(toolFromName("milterkit-smtp-source")).toBe("smtp-source"); // the .deb's and install-links' names
     expect(toolFromName("milterkit-milter-test-server")).toBe("test-server");
     expect(toolFromName("milterkit")).toBeUndefined();
     expect(toolFromName("bun")).toBeUndefined();
@@ -73,9 +75,13 @@ describe("install-links", () => {
       for (const l of LINKS) expect(readlinkSync(join(dir, l))).toBe("/opt/milterkit");
       createLinks(dir, "/usr/local/bin/milterkit");
       for (const l of LINKS) expect(readlinkSync(join(dir, l))).toBe("/usr/local/bin/milterkit");
+      // Postfix's smtp-source and smtp-sink are never shadowed unless asked for.
+      expect(existsSync(join(dir, "smtp-source")) || existsSync(join(dir, "smtp-sink"))).toBe(false);
+      createLinks(dir, "/opt/milterkit", { postfixNames: true });
+      for (const l of POSTFIX_LINKS) expect(readlinkSync(join(dir, l))).toBe("/opt/milterkit");
       rmSync(join(dir, "smtp-sink"));
       writeFileSync(join(dir, "smtp-sink"), "not a link");
-      expect(() => createLinks(dir, "/x")).toThrow(/is not a symlink/);
+      expect(() => createLinks(dir, "/x", { postfixNames: true })).toThrow(/is not a symlink/);
       expect(lstatSync(join(dir, "smtp-sink")).isFile()).toBe(true);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -92,7 +98,7 @@ describe("compiled binary", () => {
   });
 
   test("dist has the binary and the five tool symlinks", () => {
-    for (const l of LINKS) expect(readlinkSync(join(ROOT, "dist", l))).toBe("milterkit");
+    for (const l of POSTFIX_LINKS) expect(readlinkSync(join(ROOT, "dist", l))).toBe("milterkit");
   });
 
   test("--help lists every tool, --version prints the version", () => {
@@ -141,7 +147,12 @@ describe("compiled binary", () => {
       const r = run(["install-links", dir]);
       expect(r.code).toBe(0);
       for (const l of LINKS) expect(readlinkSync(join(dir, l))).toBe(BIN);
+      expect(existsSync(join(dir, "smtp-source"))).toBe(false);
+      expect(run(["install-links", "--postfix-names", dir]).code).toBe(0);
+      expect(readlinkSync(join(dir, "smtp-source"))).toBe(BIN);
       expect(run(["install-links"]).code).toBe(1);
+      expect(run(["install-links", "--bogus", dir]).err).toStartWith("milterkit install-links: unknown option '--bogus'\n");
+      expect(run(["install-links", "--help"]).out).toContain("--postfix-names");
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
