@@ -36,7 +36,7 @@ const bold = (t: string) => `\\fB${esc(t)}\\fR`;
 const italic = (t: string) => `\\fI${esc(t)}\\fR`;
 
 /** `\fB-s\fR, \fB--connection-spec\fR=\fISPEC\fR` */
-export function optionHead(def: OptionDef, negatableFlags = false): string {
+export function optionHead(def: OptionDef): string {
   const value = def.value ?? "none";
   const v = italic(def.valueName ?? "VALUE");
   const suffix = value === "required" ? `=${v}` : value === "optional" ? `[=${v}]` : "";
@@ -45,7 +45,8 @@ export function optionHead(def: OptionDef, negatableFlags = false): string {
   const names = [
     ...shorts.map((s) => bold(`-${s}`)),
     ...longs.map((l) => bold(`--${l}`) + suffix),
-    ...(value === "none" && def.negatable !== false && (def.negatable || negatableFlags) ? longs.map((l) => bold(`--no-${l}`)) : []),
+    // A table's implicit --no-NAME for every flag is one sentence under OPTIONS instead.
+    ...(value === "none" && def.negatable === true ? longs.map((l) => bold(`--no-${l}`)) : []),
   ];
   return names.join(", ");
 }
@@ -68,7 +69,7 @@ function optionsSection(t: ToolOptions): string[] {
     const defs = t.options.filter((d) => d.section === section.id);
     if (defs.length === 0) continue;
     out.push(`.SS ${esc(section.title)}`);
-    for (const d of defs) out.push(".TP", optionHead(d, t.negatableFlags), optionBody(d));
+    for (const d of defs) out.push(".TP", optionHead(d), optionBody(d));
   }
   return out;
 }

@@ -7,7 +7,6 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readlinkSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { eom } from "../../src/milter-side/index.ts";
-import { lookupGroup } from "../../src/runtime/privilege.ts";
 import { chain, expectStatus, SESSION } from "./support/harness.ts";
 import { type ScriptedMilter, startScriptedMilter } from "./support/scripted-milter.ts";
 import {
@@ -20,7 +19,6 @@ import {
   isRoot,
   MAIN,
   mta,
-  ROOT,
   readText,
   startForeground,
   stopPid,
@@ -173,68 +171,4 @@ describe.skipIf(!isRoot)("privileges and the unix socket", () => {
     expect(await again.stop()).toBe(0);
     expect(existsSync(sock)).toBe(false);
   }, 30_000);
-});
-
-describe.skipIf(!isRoot)("packaging/milterkit-manager.service", () => {
-  /** The unit's Environment= defaults, then ExecStart/ExecReload with systemd's variable expansion. */
-  function unitCommands(unit: string, env: Record<string, string>) {
-    const text = readText(join(ROOT, "packaging", unit)).replace(/\\\n\s*/g, " ");
-    const vars: Record<string, string> = {};
-    for (const m of text.matchAll(/^Environment=(.*)$/gm)) {
-      for (const kv of m[1].split(/\s+(?=[A-Z_]+=)/)) {
-        const i = kv.indexOf("=");
-        vars[kv.slice(0, i)] = kv.slice(i + 1);
-      }
-    }
-    Object.assign(vars, env);
-    const expand = (line: string) =>
-      line
-        .trim()
-        .split(/\s+/)
-        .flatMap((w) => {
-          const whole = /^\$([A-Z_]+)$/.exec(w); // $VAR: split into words, dropped when empty
-          if (whole) return (vars[whole[1]] ?? "").split(/\s+/).filter(Boolean);
-          return [w.replace(/\$\{([A-Z_]+)\}/g, (_, v) => vars[v] ?? "")];
-        });
-    const field = (name: string) => expand(new RegExp(`^${name}=(.*)$`, "m").exec(text)![1]);
-    return { start: field("ExecStart"), reload: field("ExecReload"), pidFile: /^PIDFile=(.*)$/m.exec(text)?.[1], type: /^Type=(.*)$/m.exec(text)![1] };
-  }
-
-  test("ExecStart (Type=forking, --daemon, PIDFile) starts; ExecReload reloads; SIGTERM stops it", async () => {
-    const run = join(dir, "unit-run");
-    const etc = join(dir, "unit-etc");
-    mkdirSync(etc);
-    writeConfig(join(etc, "milterkit.config.json"), { log: { use_syslog: false, path: join(dir, "unit-log/manager.log") } });
-    const u = unitCommands("milterkit-manager.service", { USER: "nobody", GROUP: "nogroup", CONFIG_DIR: etc, OPTION_ARGS: "" });
-    expect(u.type).toBe("forking");
-    const rel = (args: string[]) => args.map((a) => a.replace("/usr/local/bin/milter-manager", LINK).replaceAll("/run/milterkit", run));
-    const start = rel(u.start);
-    expect(start[0]).toBe(LINK);
-    const r = await runStarter(start.slice(1));
-    expect(r.stderr).toBe("");
-    expect(r.code).toBe(0);
-    const pid = Number(readText(rel([u.pidFile!])[0]).trim());
-    track(pid);
-    try {
-      const sock = join(run, "milterkit-manager.sock");
-      expect(fileMode(sock)).toEqual({ mode: 0o660, uid: 65534, gid: lookupGroup("postfix"), socket: true }); // SOCKET_GROUP=postfix
-      expect(ids(pid).uid[0]).toBe("65534");
-      const reload = rel(unitCommands("milterkit-manager.service", { MAINPID: String(pid) }).reload);
-      expect(reload).toEqual(["/bin/kill", "-HUP", String(pid)]);
-      expect(Bun.spawnSync(reload).exitCode).toBe(0);
-      await until(() => readText(join(dir, "unit-log/manager.log")).includes("configuration reloaded"), 10_000, "reload");
-    } finally {
-      await stopPid(pid);
-    }
-    expect(existsSync(join(run, "milterkit-manager.sock"))).toBe(false);
-    expect(existsSync(join(run, "milterkit-manager.pid"))).toBe(false);
-  }, 60_000);
-
-  test("the Type=simple variant runs in the foreground with --no-daemon", () => {
-    const u = unitCommands("milterkit-manager-simple.service", {});
-    expect(u.type).toBe("simple");
-    expect(u.start).toContain("--no-daemon");
-    expect(u.start).not.toContain("--daemon");
-    expect(u.pidFile).toBeUndefined();
-  });
 });

@@ -170,7 +170,7 @@ describe.skipIf(!isRoot)("the Debian package", () => {
       expect(r.code).toBe(0);
       const text = r.out.replace(/.\x08/g, ""); // nroff's overstrike bold and underline
       expect(text).toContain("NAME");
-      expect(text).toContain(`${page.name} - `);
+      expect(text).toMatch(new RegExp(`NAME\\s+${page.name.replace(".", "\\.")}\\s+-\\s`));
     }
   });
 
