@@ -145,6 +145,10 @@ describe.skipIf(!isRoot)("the Debian package", () => {
     expect(Number(pw[3])).toBe(gid);
     const log = statSync("/var/log/milterkit");
     expect({ uid: log.uid, gid: log.gid, mode: log.mode & 0o7777 }).toEqual({ uid: 0, gid, mode: 0o770 });
+    // logrotate takes the file as it is (dry run).
+    const rotate = sh(["logrotate", "--debug", "--state", join(work, "logrotate.state"), "/etc/logrotate.d/milterkit"]);
+    expect(rotate.code).toBe(0);
+    expect(rotate.err + rotate.out).not.toMatch(/error/i);
   }, 120_000);
 
   test("the installed tools run: milter-manager --version from /usr/sbin, the others from /usr/bin", () => {
