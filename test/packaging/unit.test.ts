@@ -27,14 +27,15 @@ describe("packaging/milterkit-manager.service", () => {
       CapabilityBoundingSet: "CAP_NET_BIND_SERVICE CAP_CHOWN CAP_SETUID CAP_SETGID CAP_KILL",
     })) expect(setting(k)).toEqual([v]);
     expect(setting("ReadWritePaths")).toEqual(["-/var/log/milterkit -/var/spool/postfix/milterkit"]);
+    expect(setting("SystemCallFilter")).toEqual(["@system-service"]);
     expect(setting("MemoryDenyWriteExecute")).toEqual([]);
   });
 
-  test.skipIf(!Bun.which("systemd-analyze"))("systemd-analyze security rates it 3.8 or better", () => {
+  test.skipIf(!Bun.which("systemd-analyze"))("systemd-analyze security rates it 2.5 or better", () => {
     const p = Bun.spawnSync(["systemd-analyze", "security", "--offline=true", join(ROOT, "packaging/milterkit-manager.service")], { stdout: "pipe", stderr: "pipe" });
     const m = /Overall exposure level for .*: ([\d.]+)/.exec(p.stdout.toString());
     expect(m).not.toBeNull();
-    expect(Number(m![1])).toBeLessThanOrEqual(3.8);
+    expect(Number(m![1])).toBeLessThanOrEqual(2.5);
   });
 });
 
