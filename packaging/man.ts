@@ -297,7 +297,7 @@ function showDefault(v: unknown): string {
 function itemText(it: ConfigItem): string {
   const text = it.description
     .replace(/`/g, "")
-    .replace(/\s*\([^)]*(\.ts\b|§)[^)]*\)/g, "")
+    .replace(/\s*\([^)]*(\.ts\b|§|src\/)[^)]*\)/g, "")
     .replace(/\s*Default\b[^.]*(\.[^.\s][^.]*)*\.?\s*$/, "")
     .trim();
   if (text) return text;
@@ -334,16 +334,20 @@ export function configPage(): ManPage {
   ];
   let section = "";
   for (const it of items) {
-    const top = it.path.split(".")[0].replace("[]", "");
-    const sectionName = it.path.startsWith("applicable_conditions.") ? it.path.split(".").slice(0, 2).join(".") : top;
+    const parts = it.path.split(".").map((p) => p.replace("[]", ""));
+    const sectionName = parts[0] === "applicable_conditions" ? parts.slice(0, 2).join(".") : parts[0];
+    // A list of tables is a TOML array of tables: [[milters]], [[applicable_conditions.restrict_accounts]].
+    const table = it.type === "list of tables" && it.path === sectionName;
     if (sectionName !== section) {
       section = sectionName;
-      lines.push(`.SH ${esc(section === "milters" ? "[[MILTERS]]" : section === "conditions" ? "CONDITIONS" : `[${section.toUpperCase()}]`)}`);
+      lines.push(`.SH ${esc(section === "conditions" ? "CONDITIONS" : table ? `[[${section.toUpperCase()}]]` : `[${section.toUpperCase()}]`)}`);
       if (section === "milters") lines.push(esc("One table per child milter, in the order they are asked; name and connection_spec are required."));
       if (section === "conditions") lines.push(esc("Only in a .ts or .js configuration: applicable conditions written in TypeScript (defineCondition)."));
+      if (table && section !== "milters") lines.push(esc(`One table per entry${itemText(it) === it.path ? "" : `: ${itemText(it)}`}.`.replace(/\.\.$/, ".")));
     }
+    if (table) continue;
     const dflt = showDefault(it.default);
-    const head = it.path.replace(/^milters\[\]\./, "").replace(/^(security|log|manager|controller)\./, "").replace(/^applicable_conditions\.\w+\./, "");
+    const head = it.path.replace(/^milters\[\]\./, "").replace(/^(security|log|manager|controller)\./, "").replace(/^applicable_conditions\.\w+(\[\])?\./, "");
     lines.push(".TP", `${bold(head)} (${esc(it.type)}${dflt ? `; default ${esc(dflt)}` : ""})`, esc(itemText(it)));
   }
   lines.push(...seeAlso(["milter-manager(8)", "milterkit(1)", "postconf(5)"]));
