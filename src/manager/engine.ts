@@ -12,6 +12,7 @@ import { gated } from "./gate.ts";
 import type { ConnectionGate } from "../runtime/limits.ts";
 import { milterEndLine, sessionDisconnectedLine, sessionEndLine, sessionsFinishedLine } from "../runtime/statistics.ts";
 import { Accept, Discard, Reject, serveMilter, Tempfail } from "../milter-side/index.ts";
+import { DEFAULT_IDLE_TIMEOUT_MS } from "../milter-side/session.ts";
 import type { DecisionReply } from "../milter/index.ts";
 import type { ConnectionSpec } from "../net/spec.ts";
 import { onQuickAckUnavailable } from "../net/tcp-quickack.ts";
@@ -26,7 +27,7 @@ export interface EngineOptions {
   bodySpillThreshold?: number;
   /** Directory for body spill files. Default os.tmpdir(). */
   tmpDir?: string;
-  /** Close an MTA session that sends nothing for this long (default: libmilter's 7210 s). */
+  /** Close an MTA session that sends nothing for this long (default: manager.idle_timeout). */
   idleTimeoutMs?: number;
   /**
    * manager.max_connections: sessions beyond the gate's limit wait at negotiation (gate.ts). Only
@@ -87,7 +88,13 @@ export async function startEngine(config: ManagerConfig, options: EngineOptions 
   const m = config.manager;
   const gate = options.gate;
   const server = await serveMilter(config.manager.connection_spec, (ctx) => (gate?.limited ? gated(new Leader(env, ctx), gate) : new Leader(env, ctx)), {
-    idleTimeoutMs: options.idleTimeoutMs,
+    // Deadlines for the MTA's side; a reload does not change them for the listener (restart to do so).
+    idleTimeoutMs: options.idleTimeoutMs ?? m.idle_timeout * 1000,
+    negotiationTimeoutMs: m.negotiation_timeout * 1000,
+    packetTimeoutMs: m.packet_timeout * 1000,
+    // A Leader's steps are bounded by its children's timeouts; a gated negotiation by the MTA's.
+    // This is the last resort only, not tied to the idle time.
+    handlerTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS,
     // An internal error (e.g. the body spill file cannot be written) gets manager.fallback_status.
     handlerErrorReply: FALLBACK_REPLY[m.fallback_status],
     listen: {

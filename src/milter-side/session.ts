@@ -57,6 +57,10 @@ import {
 } from "./types.ts";
 
 export const DEFAULT_IDLE_TIMEOUT_MS = 7_210_000;
+/** An MTA sends OPTNEG as soon as it connected; one that has not after this long is not going to. */
+export const DEFAULT_NEGOTIATION_TIMEOUT_MS = 30_000;
+/** An MTA writes a packet in one go; the rest of a started packet that is this late is not coming. */
+export const DEFAULT_PACKET_TIMEOUT_MS = 30_000;
 /** How long a handler call may still run after the MTA went away before the session is closed regardless. */
 const GONE_GRACE_MS = 30_000;
 /** Pause reading when this many decoded commands wait (an MTA that does not wait for our replies). */
@@ -101,6 +105,8 @@ function defaultOnError(error: MilterSessionError): void {
 /** Resolved SessionOptions. */
 interface Settings {
   idleTimeoutMs: number;
+  negotiationTimeoutMs: number;
+  packetTimeoutMs: number;
   handlerTimeoutMs: number;
   maxDataSize: number;
   handlerErrorReply: DecisionReply;
@@ -113,6 +119,8 @@ export function resolveSessionOptions(o: SessionOptions = {}): Settings {
   const idle = o.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   return {
     idleTimeoutMs: idle,
+    negotiationTimeoutMs: o.negotiationTimeoutMs ?? DEFAULT_NEGOTIATION_TIMEOUT_MS,
+    packetTimeoutMs: o.packetTimeoutMs ?? DEFAULT_PACKET_TIMEOUT_MS,
     handlerTimeoutMs: o.handlerTimeoutMs ?? idle,
     maxDataSize: o.maxDataSize ?? 65535,
     handlerErrorReply: o.handlerErrorReply ?? Tempfail,
@@ -160,8 +168,15 @@ export class MilterSession implements SessionContext {
   /** Command whose reply the MTA is waiting for while its handler runs (progress() needs "eob"). */
   private awaiting: MtaCommandType | undefined;
   private controller: AbortController | undefined;
+  // Deadlines while we wait for the MTA (negotiation, rest of a packet, next command): one timer,
+  // armed for the earliest of them; bytes only stamp times and the timer checks when it fires.
   private idleTimer: Timer | undefined;
-  private lastActive = Date.now();
+  private idleDue = 0;
+  private readonly startedAt = Date.now();
+  /** Last complete command received or step finished (the idle time counts from here). */
+  private lastActive = this.startedAt;
+  /** When the packet that is still incomplete was started; 0 = none. */
+  private partialSince = 0;
   /** The last command the latest read completed (onData: does a reply of ours follow it?). */
   private lastRead: MtaCommandType | undefined;
   // Handler timeout: one timer per session, made once and restarted (refresh) for each async
@@ -241,7 +256,9 @@ export class MilterSession implements SessionContext {
 
   // ---- input ----
 
+  private packetsIn = 0;
   private readonly onPacket = (code: number, payload: Buffer): void => {
+    this.packetsIn++;
     const cmd = decodeCommand(code, payload);
     this.lastRead = cmd.type;
     this.queue.push({ kind: "cmd", cmd });
@@ -249,10 +266,17 @@ export class MilterSession implements SessionContext {
 
   private onData(chunk: Uint8Array): void {
     if (this.readFailed || this.ending) return;
-    this.lastActive = Date.now();
     this.lastRead = undefined;
+    // Only whole packets count as activity: bytes that trickle in do not extend any deadline.
+    const before = this.packetsIn;
     try {
       this.reader.push(chunk, this.onPacket);
+      if (this.packetsIn !== before) this.lastActive = Date.now();
+      if (this.reader.buffered === 0) this.partialSince = 0;
+      else if (this.partialSince === 0 || this.packetsIn !== before) {
+        this.partialSince = Date.now();
+        this.armIdle();
+      }
       // An MTA with Nagle on holds its next small write (Postfix: macros of a skipped step, then the
       // next command) until we acknowledge this one; our reply carries the ACK, so ask for it only
       // when none follows: a part of a packet, or a command that gets no reply.
@@ -751,25 +775,49 @@ export class MilterSession implements SessionContext {
   }
 
   /**
-   * One timer per session, re-armed lazily: data and finished steps only
-   * stamp `lastActive`, and the timer checks the stamp when it fires.
+   * One timer per session, re-armed lazily: packets and finished steps only
+   * stamp `lastActive`, and the timer checks the stamps when it fires.
    */
-  private armIdle(ms = this.settings.idleTimeoutMs): void {
-    if (this.settings.idleTimeoutMs <= 0 || this.ending) return;
-    this.idleTimer = setTimeout(this.onIdleTimer, Math.max(1, ms));
+  private armIdle(): void {
+    if (this.ending) return;
+    const next = this.nextDeadline();
+    if (next === undefined) return;
+    if (this.idleTimer !== undefined) {
+      if (this.idleDue <= next.at) return; // the timer fires first and looks again then
+      clearTimeout(this.idleTimer);
+    }
+    this.idleDue = next.at;
+    this.idleTimer = setTimeout(this.onIdleTimer, Math.max(1, next.at - Date.now()));
     this.idleTimer.unref?.();
+  }
+
+  /** The earliest deadline for the MTA: to negotiate, to finish a started packet, to send the next command. */
+  private nextDeadline(): { at: number; what: string } | undefined {
+    const s = this.settings;
+    let best: { at: number; what: string } | undefined;
+    const consider = (ms: number, from: number, what: string) => {
+      if (ms > 0 && (best === undefined || from + ms < best.at)) best = { at: from + ms, what };
+    };
+    if (this.offer === undefined) consider(s.negotiationTimeoutMs, this.startedAt, `the MTA did not negotiate within ${s.negotiationTimeoutMs} ms`);
+    if (this.partialSince > 0) consider(s.packetTimeoutMs, this.partialSince, `the MTA did not finish a started packet within ${s.packetTimeoutMs} ms (${this.reader.buffered} bytes received)`);
+    consider(s.idleTimeoutMs, this.lastActive, `no command from the MTA for ${s.idleTimeoutMs} ms`);
+    return best;
   }
 
   private readonly onIdleTimer = (): void => {
     this.idleTimer = undefined;
     if (this.ending) return;
-    if (this.busy || this.queue.length > 0) return this.armIdle(); // we are working, not waiting for the MTA
-    const left = this.lastActive + this.settings.idleTimeoutMs - Date.now();
-    if (left > 0) return this.armIdle(left);
-    this.queue.push({
-      kind: "end",
-      end: { reason: "timeout", error: new MilterSessionError("timeout", this.id, this.peer, `no command from the MTA for ${this.settings.idleTimeoutMs} ms`) },
-    });
+    if (this.busy || this.queue.length > 0) {
+      // We are working and the MTA waits for us (the handler timeout bounds that); its clocks
+      // start again when we are done, as reading may have been paused meanwhile.
+      this.lastActive = Date.now();
+      if (this.partialSince > 0) this.partialSince = this.lastActive;
+      return this.armIdle();
+    }
+    const next = this.nextDeadline();
+    if (next === undefined) return;
+    if (next.at > Date.now()) return this.armIdle();
+    this.queue.push({ kind: "end", end: { reason: "timeout", error: new MilterSessionError("timeout", this.id, this.peer, next.what) } });
     this.pump();
   };
 }

@@ -198,6 +198,10 @@ export class MilterSessionError extends Error {
 export interface SessionOptions {
   /** Close a session when the MTA sends nothing for this long while we wait for it. Default 7 210 000 ms (libmilter's 7210 s). */
   idleTimeoutMs?: number;
+  /** Close a connection whose MTA has not sent OPTNEG this long after connecting. Default 30 000 ms; 0 = never. */
+  negotiationTimeoutMs?: number;
+  /** Close a connection whose MTA started a packet and has not finished it after this long. Default 30 000 ms; 0 = never. */
+  packetTimeoutMs?: number;
   /**
    * Give up on a handler call after this long: the late result is discarded, the
    * MTA gets `handlerErrorReply`, and a `timeout` error is reported. Default: the idle timeout.

@@ -41,6 +41,9 @@ describe("defaults", () => {
       chunk_size: 65535,
       max_pending_finished_sessions: 0,
       auto_detect: "auto",
+      negotiation_timeout: 30,
+      packet_timeout: 30,
+      idle_timeout: 7210,
     });
     expect(c.controller).toEqual({
       connection_spec: null,

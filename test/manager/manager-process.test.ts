@@ -2,74 +2,17 @@
 // by a test MTA, with scripted children (one on a unix socket) — and a 50 MB message through two
 // children with the manager's peak RSS checked.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync, readlinkSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readlinkSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { eom } from "../../src/milter-side/index.ts";
-import { MilterClient } from "../../src/mta-side/index.ts";
+import { mtaFor, startManagerProcess } from "./support/manager-process.ts";
 import { type ScriptedMilter, startScriptedMilter } from "./support/scripted-milter.ts";
 import { chain, expectStatus, SESSION } from "./support/harness.ts";
-import { freePort } from "../e2e/lib/ports.ts";
 
-const MAIN = join(import.meta.dir, "../../src/main.ts");
 const dir = mkdtempSync(join(tmpdir(), "mk-manager-proc-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-interface Running {
-  proc: ReturnType<typeof Bun.spawn>;
-  port: number;
-  output(): string;
-  stop(): Promise<number>;
-}
-
-/** Start the manager process and wait (bounded) until it says it listens. */
-async function startManager(config: object): Promise<Running> {
-  const file = join(dir, `config-${Math.random().toString(36).slice(2)}.json`);
-  writeFileSync(file, JSON.stringify(config));
-  const port = freePort();
-  // -u root: started as root the manager would switch to nobody, who cannot reach the children's sockets here.
-  const proc = Bun.spawn([process.execPath, MAIN, "manager", "--config", file, "--no-daemon", "-s", `inet:${port}@127.0.0.1`, "-u", "root"], {
-    stdout: "pipe",
-    stderr: "pipe",
-    env: { ...process.env, NO_COLOR: "1" },
-  });
-  let out = "";
-  void (async () => {
-    const decoder = proc.stdout as ReadableStream<Uint8Array>;
-    for await (const chunk of decoder) out += Buffer.from(chunk).toString("latin1");
-  })();
-  let err = "";
-  void (async () => {
-    for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) err += Buffer.from(chunk).toString("latin1");
-  })();
-  const deadline = Date.now() + 15_000;
-  while (!(out + err).includes("listening on")) {
-    if (Date.now() > deadline || proc.exitCode !== null) {
-      proc.kill("SIGKILL");
-      throw new Error(`manager did not start: ${out}${err}`);
-    }
-    await Bun.sleep(20);
-  }
-  return {
-    proc,
-    port,
-    output: () => out + err,
-    async stop() {
-      proc.kill("SIGTERM");
-      const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
-      const code = await proc.exited;
-      clearTimeout(timer);
-      return code;
-    },
-  };
-}
-
-async function mtaFor(port: number): Promise<MilterClient> {
-  const mta = new MilterClient({ spec: `inet:${port}@[127.0.0.1]`, connectionTimeoutMs: 5000, readingTimeoutMs: 30_000, endOfMessageTimeoutMs: 60_000 });
-  const neg = await mta.open();
-  if (!neg.ok) throw new Error(neg.detail);
-  return mta;
-}
+const startManager = (config: object) => startManagerProcess(config, { dir });
 
 describe("milterkit manager as a process", () => {
   let spamassassin: ScriptedMilter;
@@ -145,9 +88,7 @@ describe("memory", () => {
       expectStatus(await SESSION.endOfMessage(mta), "continue");
       expect(first.bodyBytes).toBe(total);
       expect(second.bodyBytes).toBe(total);
-      const status = readFileSync(`/proc/${m.proc.pid}/status`, "latin1");
-      const peakKb = Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]);
-      expect(peakKb).toBeLessThan(100 * 1024);
+      expect(m.peakKb()).toBeLessThan(100 * 1024);
       // The spill file was closed at the end of the message.
       const fds = readdirSync(`/proc/${m.proc.pid}/fd`).map((fd) => {
         try {

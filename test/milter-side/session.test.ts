@@ -12,6 +12,7 @@ import {
   SMFIP_NR_CONN,
   SMFIP_NR_HDR,
   SMFIP_SKIP,
+  encodeCommands,
   encodePacket,
 } from "../../src/milter/index.ts";
 import { Accept, Close, Continue, eom, type MilterHandler, Reject, replyCode, Skip, Tempfail } from "../../src/milter-side/index.ts";
@@ -508,6 +509,32 @@ describe("errors and the end of a session", () => {
     await within(r.endedOnce, 2000, "session end");
     expect(closed).toEqual(["timeout"]);
     expect(r.errors[0].kind).toBe("timeout");
+  });
+
+  test("negotiation and packet deadlines: bytes trickled in do not extend them", async () => {
+    const r = await start(() => ({}), { idleTimeoutMs: 60_000, negotiationTimeoutMs: 300, packetTimeoutMs: 300 });
+    // Never negotiates.
+    const silent = await r.connect();
+    // Negotiates, then sends a HELO packet one byte every 50 ms (it would take 1 s).
+    const trickle = await r.connect();
+    trickle.send(FULL_OFFER);
+    expect(await trickle.nextTypes(1)).toEqual(["optneg"]);
+    const helo = encodeCommands([HELO]);
+    const started = Date.now();
+    let i = 0;
+    const drip = setInterval(() => {
+      if (i < helo.length && trickle.conn.writable) trickle.sendRaw(helo.subarray(i, ++i));
+    }, 50);
+    try {
+      await silent.waitClosed(5000);
+      await trickle.waitClosed(5000);
+    } finally {
+      clearInterval(drip);
+    }
+    expect(Date.now() - started).toBeLessThan(900);
+    const texts = r.errors.map((e) => e.message);
+    expect(texts).toContain("the MTA did not negotiate within 300 ms");
+    expect(texts.some((t) => t.startsWith("the MTA did not finish a started packet within 300 ms"))).toBe(true);
   });
 
   test("a handler that throws or returns garbage: tempfail, reported, the session goes on", async () => {

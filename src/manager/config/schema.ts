@@ -128,6 +128,12 @@ export interface ManagerSection {
    * found; true = always (milter manager's `load_default`); false = never. Default "auto".
    */
   auto_detect: AutoDetect;
+  /** Seconds an MTA connection may take to send OPTNEG; 0 = no limit. Default 30 (an MTA negotiates as soon as it connects). */
+  negotiation_timeout: number;
+  /** Seconds an MTA may take to finish a packet it started; 0 = no limit. Default 30 (an MTA writes a packet in one go). */
+  packet_timeout: number;
+  /** Seconds an MTA connection may stay silent between commands; 0 = no limit. Default 7210 (libmilter's). */
+  idle_timeout: number;
 }
 
 export const AUTO_DETECT_VALUES = ["auto", true, false] as const;
@@ -228,6 +234,9 @@ const DEFAULTS: ManagerConfig = {
     chunk_size: 65535,
     max_pending_finished_sessions: 0,
     auto_detect: "auto",
+    negotiation_timeout: 30,
+    packet_timeout: 30,
+    idle_timeout: 7210,
   },
   controller: {
     connection_spec: null,
@@ -389,6 +398,9 @@ export const ManagerSectionSchema = z.strictObject({
   chunk_size: z.number().int().min(1).max(65535),
   max_pending_finished_sessions: count,
   auto_detect: z.union([z.literal("auto"), z.boolean()], { error: 'must be "auto", true or false' }),
+  negotiation_timeout: seconds,
+  packet_timeout: seconds,
+  idle_timeout: seconds,
 });
 
 export const ControllerSchema = z.strictObject({

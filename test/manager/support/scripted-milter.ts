@@ -100,6 +100,11 @@ export class ScriptedMilter {
     return this.server.port!;
   }
 
+  /** Sessions (connections) open now. */
+  get live(): number {
+    return this.server.sessions;
+  }
+
   /** Change (part of) the script; applies to the next commands, also of running sessions. */
   set(script: Script): void {
     this.script = { ...this.script, ...script };
