@@ -51,6 +51,7 @@ export class Child implements ChildView, ChildState {
       writingTimeoutMs: config.writing_timeout * 1000,
       readingTimeoutMs: config.reading_timeout * 1000,
       endOfMessageTimeoutMs: config.end_of_message_timeout * 1000,
+      endOfMessageTotalTimeoutMs: config.end_of_message_total_timeout * 1000,
       offer: { version: offer.version, actions: offer.actions, protocol: offer.protocol },
     });
   }

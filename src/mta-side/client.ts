@@ -92,11 +92,14 @@ export interface MilterClientOptions {
   connectionTimeoutMs?: number;
   /** Queued bytes must make progress within this (milter.writing_timeout). Default 7 s. */
   writingTimeoutMs?: number;
-  /** Longest silence while waiting for a reply, except end-of-message (milter.reading_timeout). Default 7 s. */
+  /** A reply must be complete this long after its command was sent, except end-of-message (milter.reading_timeout). Default 7 s. */
   readingTimeoutMs?: number;
-  /** Longest silence while waiting for the end-of-message reply; every packet (each `p`) restarts it (milter.end_of_message_timeout). Default 297 s. */
+  /**
+   * The end-of-message reply must be complete this long after `E` was sent, or after the last
+   * `p` (progress) — the only thing that extends a wait (milter.end_of_message_timeout). Default 297 s.
+   */
   endOfMessageTimeoutMs?: number;
-  /** Upper bound of the whole end-of-message exchange, not restarted by `p` (Sendmail's T=E:). 0 = none (default). */
+  /** Upper bound of the whole end-of-message exchange, whatever `p` says (milter.end_of_message_total_timeout). 0 = none (default). */
   endOfMessageTotalTimeoutMs?: number;
   /** What we offer in OPTNEG (default: version 6, all actions, all protocol bits, 64K data). */
   offer?: MtaOfferOptions;
@@ -169,13 +172,13 @@ export class MilterClient {
   /** Stage of the last step sent, to name the stage of a stray reply or a close. */
   private lastStage: StageName = "negotiate";
   private offer: OptnegCommand | undefined;
-  // Per-read timers, one for reading_timeout and one for end_of_message_timeout, each made once
-  // and restarted (refresh) for every step: a step costs no setTimeout/clearTimeout pair. A timer
-  // that fires while no step of its kind is pending does nothing.
+  // Per-step deadlines, one timer for reading_timeout and one for end_of_message_timeout, each made
+  // once and restarted (refresh) when a step is sent: a step costs no setTimeout/clearTimeout pair.
+  // Bytes that arrive do not restart them (a milter dripping a reply must not hold the MTA); only a
+  // `p` at end-of-message does, within the total. A timer that fires while no step of its kind is
+  // pending does nothing.
   private readTimer: Timer | undefined;
   private eomTimer: Timer | undefined;
-  /** The one of the two that the pending step uses (every byte from the milter restarts it). */
-  private activeTimer: Timer | undefined;
   private totalTimer: Timer | undefined;
   private readonly onPacketBound = (code: number, payload: Buffer) => this.onPacket(code, payload);
 
@@ -439,12 +442,12 @@ export class MilterClient {
     const o = this.opts;
     if (type === "eob") {
       const ms = o.endOfMessageTimeoutMs ?? CHILD_TIMEOUTS.endOfMessageTimeoutMs;
-      this.activeTimer = ms > 0 ? (this.eomTimer = restart(this.eomTimer, ms, this.onEomTimer)) : undefined;
+      if (ms > 0) this.eomTimer = restart(this.eomTimer, ms, this.onEomTimer);
       const total = o.endOfMessageTotalTimeoutMs ?? 0;
       if (total > 0) this.totalTimer = setTimeout(() => this.onTimeout("end-of-message-total", total), total);
     } else {
       const ms = o.readingTimeoutMs ?? CHILD_TIMEOUTS.readingTimeoutMs;
-      this.activeTimer = ms > 0 ? (this.readTimer = restart(this.readTimer, ms, this.onReadTimer)) : undefined;
+      if (ms > 0) this.readTimer = restart(this.readTimer, ms, this.onReadTimer);
     }
   }
 
@@ -457,9 +460,8 @@ export class MilterClient {
     if (this.pending?.type === "eob") this.onTimeout("end-of-message", this.opts.endOfMessageTimeoutMs ?? CHILD_TIMEOUTS.endOfMessageTimeoutMs);
   };
 
-  /** A reply is complete: only the total timer is per step; the per-read ones stay for the next step. */
+  /** A reply is complete: only the total timer is per step; the other two stay for the next step. */
   private stepDone(): void {
-    this.activeTimer = undefined;
     if (this.totalTimer) clearTimeout(this.totalTimer);
     this.totalTimer = undefined;
   }
@@ -469,7 +471,7 @@ export class MilterClient {
     if (this.readTimer) clearTimeout(this.readTimer);
     if (this.eomTimer) clearTimeout(this.eomTimer);
     if (this.totalTimer) clearTimeout(this.totalTimer);
-    this.readTimer = this.eomTimer = this.activeTimer = this.totalTimer = undefined;
+    this.readTimer = this.eomTimer = this.totalTimer = undefined;
   }
 
   private onTimeout(timer: TimerName, ms: number): void {
@@ -482,7 +484,6 @@ export class MilterClient {
   private onData(chunk: Uint8Array): void {
     if (this.failure) return;
     this.opts.trace?.("receive", chunk);
-    this.activeTimer?.refresh(); // every byte from the milter restarts the per-read timer
     try {
       this.reader.push(chunk, this.onPacketBound);
     } catch (e) {
@@ -511,7 +512,11 @@ export class MilterClient {
     }
     if (p.type === "optneg") return this.onNegotiateReply(p, reply, code);
     if (reply.type === "progress") {
+      // libmilter's smfi_progress() is for the end-of-message callback only; elsewhere it would
+      // let a milter hold the MTA while telling it nothing.
+      if (p.type !== "eob") return this.unexpected(p, code, "progress is only valid at end-of-message");
       p.progress++;
+      this.eomTimer?.refresh(); // as milter-manager does; the total (if any) still applies
       try {
         this.onProgress?.(p.stage);
       } catch {} // a caller's callback must not break the session

@@ -55,7 +55,7 @@ describe("defaults", () => {
     expect(c.milters).toEqual([]);
   });
 
-  test("a milter starts with 297/7/7/297 s timeouts, enabled, fallback accept", () => {
+  test("a milter starts with 297/7/7/297/297 s timeouts, enabled, fallback accept", () => {
     expect(defaultMilter("x", "unix:/x.sock")).toEqual({
       name: "x",
       description: null,
@@ -71,6 +71,7 @@ describe("defaults", () => {
       writing_timeout: 7,
       reading_timeout: 7,
       end_of_message_timeout: 297,
+      end_of_message_total_timeout: 297,
     });
     expect(Object.isFrozen(MILTER_DEFAULTS)).toBe(true);
   });

@@ -1,5 +1,5 @@
 import { afterEach, expect, test } from "bun:test";
-import { SMFIP_NR_BODY, type MtaCommand } from "../../src/milter/index.ts";
+import { encodeReplies, SMFIP_NR_BODY, type MtaCommand } from "../../src/milter/index.ts";
 import { MilterClient, type MilterClientOptions } from "../../src/mta-side/index.ts";
 import { startScriptedMilter, type Answer, type MilterSession, type ScriptedMilter } from "./scripted-milter.ts";
 
@@ -36,16 +36,58 @@ test("reading timeout also covers the negotiation", async () => {
   expect(await client.open()).toMatchObject({ ok: false, status: "timeout", timer: "reading", stage: "negotiate" });
 });
 
-test("progress restarts the reading timer at other stages too", async () => {
+/** Write `bytes` one byte every `ms` (as long as the session is open). */
+async function drip(s: MilterSession, bytes: Uint8Array, ms: number): Promise<Answer> {
+  for (let i = 0; i < bytes.length && !s.closed; i++) {
+    s.write(bytes.subarray(i, i + 1));
+    await Bun.sleep(ms);
+  }
+  return new Uint8Array(0);
+}
+
+test("a reply dripped one byte at a time does not extend the reading deadline (negotiation, connect)", async () => {
+  // 13 bytes of OPTNEG reply at 40 ms each = 520 ms; the deadline is 200 ms after OPTNEG was sent.
+  milter = startScriptedMilter({ negotiate: () => new Uint8Array(0) });
+  const optneg = encodeReplies([{ type: "optneg", version: 6, actions: 0, protocol: 0 }]);
+  const m = milter;
+  const started = Date.now();
+  client = new MilterClient({ spec: m.spec, readingTimeoutMs: 200 });
+  const opening = client.open();
+  await Bun.sleep(20);
+  void drip(m.sessions[0], optneg, 40);
+  expect(await opening).toMatchObject({ ok: false, status: "timeout", timer: "reading", stage: "negotiate" });
+  expect(Date.now() - started).toBeLessThan(450);
+  client.close();
+  m.stop();
+
+  const c = await session((cmd, s) => (cmd.type === "connect" ? drip(s, encodeReplies([{ type: "continue" }]), 60) : "default"), { readingTimeoutMs: 150 });
+  const t0 = Date.now();
+  expect(await c.connect("h", { family: "U" })).toMatchObject({ ok: false, status: "timeout", timer: "reading", stage: "connect" });
+  expect(Date.now() - t0).toBeLessThan(280);
+});
+
+test("a reply dripped one byte at a time does not extend the end-of-message deadline", async () => {
+  const reply = encodeReplies([{ type: "addheader", name: "X-Slow", value: "yes" }, { type: "continue" }]);
+  const c = await session((cmd, s) => (cmd.type === "eob" ? drip(s, reply, 30) : "default"), { readingTimeoutMs: 5000, endOfMessageTimeoutMs: 200 });
+  const t0 = Date.now();
+  expect(await c.endOfMessage()).toMatchObject({ ok: false, status: "timeout", timer: "end-of-message" });
+  expect(Date.now() - t0).toBeLessThan(400);
+});
+
+test("progress outside end-of-message is a protocol error, not a reason to wait", async () => {
   const c = await session(async (cmd, s) => {
-    if (cmd.type !== "helo") return "default";
-    for (let i = 0; i < 5; i++) {
-      await Bun.sleep(60);
+    if (cmd.type !== "rcpt") return "default";
+    for (let i = 0; i < 20 && !s.closed; i++) {
       s.write([{ type: "progress" }]);
+      await Bun.sleep(50);
     }
     return [{ type: "continue" }];
   }, { readingTimeoutMs: 150 });
-  expect(await c.helo("h")).toMatchObject({ ok: true, status: "continue", via: "reply" });
+  const t0 = Date.now();
+  const r = await c.envelopeRecipient("<a@b>");
+  expect(r).toMatchObject({ ok: false, status: "protocol-error", stage: "envelope-recipient" });
+  if (!r.ok) expect(r.detail).toContain("progress is only valid at end-of-message");
+  expect(Date.now() - t0).toBeLessThan(150);
 });
 
 test("end-of-message timeout: progress keeps the wait alive past the timeout, silence ends it", async () => {

@@ -183,6 +183,12 @@ export interface MilterConfig {
   reading_timeout: number;
   /** Seconds to wait for the end-of-message reply, reset by each `progress`. Default 297. */
   end_of_message_timeout: number;
+  /**
+   * Seconds the whole end-of-message exchange may take, however many `progress` packets the child
+   * sends. Default 297: below Postfix's milter_content_timeout (300 s), whose clock each forwarded
+   * `progress` restarts, so the MTA would otherwise wait as long as the child keeps sending them.
+   */
+  end_of_message_total_timeout: number;
 }
 
 
@@ -271,12 +277,14 @@ export const MILTER_DEFAULTS: Readonly<Omit<MilterConfig, "name" | "connection_s
   writing_timeout: 7,
   reading_timeout: 7,
   end_of_message_timeout: 297,
+  end_of_message_total_timeout: 297,
 });
 
 /** Item order of a milter, as --show-config prints it. */
 export const MILTER_ITEMS: readonly (keyof MilterConfig)[] = [
   "name", "description", "connection_spec", "enabled", "fallback_status", "evaluation_mode", "applicable_conditions",
   "command", "command_options", "user_name", "connection_timeout", "writing_timeout", "reading_timeout", "end_of_message_timeout",
+  "end_of_message_total_timeout",
 ];
 
 /** A fresh copy of the built-in default configuration (listen on inet:10025@[127.0.0.1], no children). */
@@ -425,6 +433,7 @@ const milterItems = {
   writing_timeout: positiveSeconds,
   reading_timeout: positiveSeconds,
   end_of_message_timeout: positiveSeconds,
+  end_of_message_total_timeout: positiveSeconds,
 };
 
 export const MilterSchema = z.strictObject({ name: nonEmpty, ...milterItems });
