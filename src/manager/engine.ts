@@ -10,6 +10,7 @@ import { createLog, type ManagerLog } from "./log.ts";
 import type { Conditions } from "./stop-hook.ts";
 import { gated } from "./gate.ts";
 import type { ConnectionGate } from "../runtime/limits.ts";
+import { descriptorLimit } from "../net/descriptors.ts";
 import { milterEndLine, sessionDisconnectedLine, sessionEndLine, sessionsFinishedLine } from "../runtime/statistics.ts";
 import { Accept, Discard, Reject, serveMilter, Tempfail } from "../milter-side/index.ts";
 import { DEFAULT_IDLE_TIMEOUT_MS } from "../milter-side/session.ts";
@@ -103,6 +104,13 @@ export async function startEngine(config: ManagerConfig, options: EngineOptions 
       removeOnCreate: m.remove_unix_socket_on_create,
       removeOnClose: m.remove_unix_socket_on_close,
       reusePort: options.reusePort,
+      acceptRetryMaxMs: Math.max(100, m.suspend_time_on_unacceptable * 1000),
+      onAcceptPaused(free, reserve) {
+        log.write("warning", `out of file descriptors (${free} of ${descriptorLimit()} free, ${reserve} kept in reserve): not accepting new connections until some are free; raise manager.max_file_descriptors`);
+      },
+      onAcceptResumed(free) {
+        log.write("message", `file descriptors free again (${free}): accepting new connections`);
+      },
     },
     onError(e) {
       const level = e.kind === "disconnected" ? "info" : e.kind === "handler" || e.kind === "connection" ? "error" : "warning";

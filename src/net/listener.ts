@@ -1,11 +1,14 @@
 // Listening sockets on a ConnectionSpec (TCP v4/v6 and unix), handing out FramedConnections.
 // Unix socket files get milter-manager's treatment: stale files are reclaimed, live ones and
 // non-sockets are refused, mode and group are applied, the parent directory is created
-// (/run is a tmpfs, so /run/<daemon>/ disappears at every boot).
-import { chmodSync, chownSync, linkSync, lstatSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync } from "node:fs";
+// (/run is a tmpfs, so /run/<daemon>/ disappears at every boot); at close the file is removed
+// only while it is still the one we bound. Accepting pauses while descriptors run out.
+import { lstatSync, mkdirSync, readFileSync, unlinkSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { SocketListener, SocketOptions } from "bun";
+import { adjustOwnFile, type FileIdentity, removeIfOurs } from "../runtime/own-files.ts";
 import { ConnectError, connect, resolveBunAddress } from "./connect.ts";
+import { closeDescriptor, descriptorLimit, duplicate, freeDescriptors, listenUnix } from "./descriptors.ts";
 import { ConnectionError, connectionSocketHandlers, FramedConnection, type ConnectionOptions } from "./connection.ts";
 import { formatSpec, type BunAddress, type ConnectionSpec, type UnixSpec } from "./spec.ts";
 
@@ -29,6 +32,12 @@ export interface ListenOptions extends ConnectionOptions {
   createDirectory?: boolean;
   /** TCP only: SO_REUSEPORT, so several processes can listen on the same port (the kernel spreads connections). */
   reusePort?: boolean;
+  /** Accepting stopped: fewer than `reserve` descriptors are free (one log line's worth). */
+  onAcceptPaused?(free: number, reserve: number): void;
+  /** Accepting again after a pause. */
+  onAcceptResumed?(free: number): void;
+  /** Longest delay between two looks at the free descriptors while paused. Default 5000 ms. */
+  acceptRetryMaxMs?: number;
 }
 
 export interface ListenHandlers {
@@ -42,6 +51,8 @@ export interface Listener {
   /** Bound TCP port; undefined for unix sockets. */
   readonly port: number | undefined;
   readonly connections: ReadonlySet<FramedConnection>;
+  /** Not accepting for want of file descriptors (connections wait in the kernel's queue). */
+  readonly acceptPaused: boolean;
   /**
    * Stop accepting. Without waitMs, open connections are left alone; with it, they get up to
    * waitMs to finish and are then destroyed (waitMs 0 = destroy now).
@@ -61,7 +72,10 @@ const PHRASES: Record<string, string> = {
 };
 
 export async function listen(spec: ConnectionSpec, handlers: ListenHandlers, opts: ListenOptions = {}): Promise<Listener> {
-  const { removeOnCreate = true, removeOnClose = true, mode = 0o660, group, createDirectory = true, reusePort, ...connOpts } = opts;
+  const {
+    removeOnCreate = true, removeOnClose = true, mode = 0o660, group, createDirectory = true, reusePort,
+    onAcceptPaused, onAcceptResumed, acceptRetryMaxMs = 5000, ...connOpts
+  } = opts;
   let address: BunAddress;
   if (spec.kind === "unix") {
     await prepareUnixPath(spec, removeOnCreate, createDirectory);
@@ -75,61 +89,139 @@ export async function listen(spec: ConnectionSpec, handlers: ListenHandlers, opt
   }
 
   const connections = new Set<FramedConnection>();
-  let server: SocketListener<FramedConnection | undefined>;
-  // The umask makes the file appear with its final mode, so there is no moment with wider access.
-  const oldMask = spec.kind === "unix" ? process.umask(~mode & 0o777) : undefined;
-  try {
-    const common: SocketOptions<FramedConnection | undefined> = {
-      allowHalfOpen: true, // a peer's FIN is reported to the connection, not turned into a close by Bun
-      data: undefined,
-      socket: {
-        ...connectionSocketHandlers,
-        open(s) {
-          const conn = new FramedConnection(s, spec, "accepted", connOpts);
-          s.data = conn;
-          connections.add(conn);
-          void conn.closed.then(() => connections.delete(conn));
-          try {
-            handlers.connection(conn);
-          } catch (e) {
-            conn.destroy(new ConnectionError("receiver", conn.peer, `connection handler failed: ${(e as Error)?.message ?? e}`, { cause: e }));
-          }
-        },
+  const common: SocketOptions<FramedConnection | undefined> = {
+    allowHalfOpen: true, // a peer's FIN is reported to the connection, not turned into a close by Bun
+    data: undefined,
+    socket: {
+      ...connectionSocketHandlers,
+      open(s) {
+        const conn = new FramedConnection(s, spec, "accepted", connOpts);
+        s.data = conn;
+        connections.add(conn);
+        void conn.closed.then(() => connections.delete(conn));
+        if (--watch.estimate < 2 * watch.reserve) watch.check(); // near the limit: look at every accept
+        try {
+          handlers.connection(conn);
+        } catch (e) {
+          conn.destroy(new ConnectionError("receiver", conn.peer, `connection handler failed: ${(e as Error)?.message ?? e}`, { cause: e }));
+        }
       },
-    };
-    server = "unix" in address ? Bun.listen({ ...common, ...address }) : Bun.listen({ ...common, ...address, ...(reusePort ? { reusePort: true } : {}) });
-  } catch (e) {
-    const code = (e as { code?: string }).code ?? "EINVAL";
-    const hint = code === "EINVAL" && spec.kind === "unix" ? " (socket path too long?)" : "";
-    throw new ListenError(spec, code, (PHRASES[code] ?? (e as Error).message) + hint, { cause: e });
-  } finally {
-    if (oldMask !== undefined) process.umask(oldMask);
-  }
+    },
+  };
 
-  let inode = 0;
-  if (spec.kind === "unix") {
+  // `own` is our descriptor of the listening socket; Bun gets a duplicate, so its listener can be
+  // stopped (to stop accepting) without losing the socket or the connections queued on it.
+  let own: number;
+  let server: SocketListener<FramedConnection | undefined> | undefined;
+  let identity: FileIdentity | undefined;
+  if ("unix" in address) {
+    // Made by us, not by Bun.listen({ unix }): Bun's stop() would unlink whatever is at the path
+    // then. The umask makes the file appear with its final mode, so it is never more open.
+    const oldMask = process.umask(~mode & 0o777);
     try {
-      chmodSync(spec.path, mode); // in case the file system ignores the umask for sockets
-      if (group !== undefined) chownSync(spec.path, statSync(spec.path).uid, resolveGroup(group, spec));
-      inode = statSync(spec.path).ino;
+      own = listenUnix(address.unix);
     } catch (e) {
-      server.stop(true);
+      const code = (e as { code?: string }).code ?? "EINVAL";
+      const hint = code === "EINVAL" || code === "ENAMETOOLONG" ? " (socket path too long?)" : "";
+      throw new ListenError(spec, code, (PHRASES[code] ?? (e as Error).message) + hint, { cause: e });
+    } finally {
+      process.umask(oldMask);
+    }
+    try {
+      // Through a descriptor of the file we just bound, never by name: the directory may be
+      // writable by someone who swaps the name for a link to another file (own-files.ts).
+      identity = adjustOwnFile(address.unix, { kind: "socket", mode, gid: group === undefined ? undefined : resolveGroup(group, spec) });
+    } catch (e) {
+      closeDescriptor(own);
+      unlinkQuietly(address.unix); // nothing was set on it (still ours), or not ours to keep
       if (e instanceof ListenError) throw e;
       const code = (e as { code?: string }).code ?? "EPERM";
-      throw new ListenError(spec, code, `cannot set mode/group of ${spec.path}: ${PHRASES[code] ?? (e as Error).message}`, { cause: e });
+      throw new ListenError(spec, code, `cannot set mode/group of ${address.unix}: ${PHRASES[code] ?? (e as Error).message}`, { cause: e });
     }
+    try {
+      server = Bun.listen({ ...common, fd: duplicate(own) } as unknown as Parameters<typeof Bun.listen>[0]) as SocketListener<FramedConnection | undefined>;
+    } catch (e) {
+      closeDescriptor(own);
+      removeIfOurs(address.unix, identity);
+      throw new ListenError(spec, (e as { code?: string }).code ?? "EINVAL", (e as Error).message, { cause: e });
+    }
+  } else {
+    try {
+      server = Bun.listen({ ...common, ...address, ...(reusePort ? { reusePort: true } : {}) });
+    } catch (e) {
+      const code = (e as { code?: string }).code ?? "EINVAL";
+      throw new ListenError(spec, code, PHRASES[code] ?? (e as Error).message, { cause: e });
+    }
+    own = duplicate((server as unknown as { fd: number }).fd);
   }
 
   const bound: ConnectionSpec = spec.kind === "unix" ? spec : { ...spec, port: (server as unknown as { port: number }).port };
   let stopped = false;
+
+  // Out of descriptors, accept() fails at once and Bun's loop would call it again at once (100 %
+  // CPU, nothing logged). Watch the free descriptors; below a reserve, stop Bun's listener (the
+  // kernel keeps queueing connections on our descriptor) and look again with a growing delay.
+  const watch = {
+    paused: false,
+    delay: 0,
+    timer: undefined as Timer | undefined,
+    /** Free descriptors when last looked at, minus the connections accepted since. */
+    estimate: Infinity,
+    reserve: 0,
+    check(): void {
+      if (stopped) return;
+      const free = freeDescriptors();
+      const reserve = descriptorReserve();
+      this.estimate = free;
+      this.reserve = reserve;
+      if (!this.paused) {
+        if (free >= reserve) return;
+        this.paused = true;
+        server?.stop(false);
+        server = undefined;
+        this.delay = 100;
+        onAcceptPaused?.(free, reserve);
+      } else if (free >= 2 * reserve) {
+        try {
+          server = Bun.listen({ ...common, fd: duplicate(own) } as unknown as Parameters<typeof Bun.listen>[0]) as SocketListener<FramedConnection | undefined>;
+        } catch {
+          server = undefined; // still short of descriptors: look again later
+        }
+        if (server) {
+          this.paused = false;
+          onAcceptResumed?.(free);
+          this.schedule(WATCH_MS);
+          return;
+        }
+      }
+      this.delay = Math.min(this.delay * 2, Math.max(100, acceptRetryMaxMs));
+      this.schedule(this.delay);
+    },
+    schedule(ms: number): void {
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => this.check(), ms);
+      if (!this.paused) this.timer.unref?.(); // while paused, this timer is what keeps the server alive
+    },
+  };
+  watch.schedule(WATCH_MS);
+  watch.check();
+
   return {
     spec: bound,
     port: bound.kind === "unix" ? undefined : bound.port,
     connections,
+    get acceptPaused() {
+      return watch.paused;
+    },
     async close({ waitMs }: { waitMs?: number } = {}) {
       if (!stopped) {
         stopped = true;
-        stopServer(server, spec, removeOnClose, inode);
+        clearTimeout(watch.timer);
+        server?.stop(false);
+        server = undefined;
+        closeDescriptor(own);
+        // Only the socket we bound, and only if it is still there: not what replaced it meanwhile.
+        if (identity && removeOnClose && spec.kind === "unix") removeIfOurs(spec.path, identity);
       }
       if (waitMs === undefined || connections.size === 0) return;
       let timer: Timer | undefined;
@@ -143,24 +235,19 @@ export async function listen(spec: ConnectionSpec, handlers: ListenHandlers, opt
   };
 }
 
-/** Bun's stop() unlinks a unix socket file itself; keep a hard link across it when the file must stay. */
-function stopServer(server: SocketListener<FramedConnection | undefined>, spec: ConnectionSpec, removeOnClose: boolean, inode: number): void {
-  if (spec.kind !== "unix") return server.stop(false);
-  const keep = `${spec.path}.keep-${process.pid}`;
-  let kept = false;
-  if (!removeOnClose) {
-    try {
-      linkSync(spec.path, keep);
-      kept = true;
-    } catch {} // the file goes away with stop(); nothing better to do
-  }
-  server.stop(false);
-  if (kept) renameSync(keep, spec.path);
-  else if (removeOnClose) {
-    try {
-      if (statSync(spec.path).ino === inode) unlinkSync(spec.path); // ours and still there
-    } catch {}
-  }
+function unlinkQuietly(path: string): void {
+  try {
+    if (lstatSync(path).isSocket()) unlinkSync(path);
+  } catch {}
+}
+
+/** How often the free descriptors are looked at while accepting (also at every accept near the limit). */
+const WATCH_MS = 1000;
+
+/** Descriptors kept free: a session accepted just before needs a few more (its children, a spill file). */
+function descriptorReserve(): number {
+  const limit = descriptorLimit();
+  return Number.isFinite(limit) ? Math.max(8, Math.min(64, Math.floor(limit / 16))) : 0;
 }
 
 /** Make way for a unix socket at spec.path: create its directory, reclaim a stale socket, refuse anything else. */

@@ -5,7 +5,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { encodeReplies } from "../../src/milter/index.ts";
 import { defaultMilter } from "../../src/manager/config/schema.ts";
-import { type MilterSession, type ScriptedMilter, startScriptedMilter } from "../mta-side/scripted-milter.ts";
+import { type MilterSession, type ScriptedMilter, type ScriptOptions, startScriptedMilter } from "../mta-side/scripted-milter.ts";
 import { chain, expectStatus, SESSION, type Setup, setup } from "./support/harness.ts";
 
 let s: Setup | undefined;
@@ -26,7 +26,7 @@ async function drip(session: MilterSession, bytes: Uint8Array, ms: number): Prom
 }
 
 /** A raw child, first in line (fallback temporary-failure), before one well-behaved scripted child. */
-async function withRawChild(onCommand: Parameters<typeof startScriptedMilter>[0]["onCommand"], items: object): Promise<Setup> {
+async function withRawChild(onCommand: NonNullable<ScriptOptions["onCommand"]>, items: object): Promise<Setup> {
   raw = startScriptedMilter({ onCommand });
   s = await setup({ scripts: [{}], before: [{ ...defaultMilter("raw", raw.spec), fallback_status: "temporary-failure", ...items }] });
   return s;
