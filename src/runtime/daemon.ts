@@ -5,7 +5,8 @@
  * only once the child wrote `READY`, or 1 with the child's `FAIL <reason>`
  * line (or "exited before it was ready") otherwise. Also: pid files.
  */
-import { closeSync, readFileSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { type FileIdentity, writeFileNoFollow } from "./own-files.ts";
 
 /** Set in the environment of the re-executed child. */
 export const DAEMON_ENV = "MILTERKIT_DAEMON_CHILD";
@@ -112,9 +113,10 @@ export class PidFileError extends Error {
 }
 
 /** Write our pid (`<pid>\n`) to `path`. Throws PidFileError with the reason. */
-export function writePidFile(path: string, pid = process.pid): void {
+export function writePidFile(path: string, pid = process.pid): FileIdentity {
   try {
-    writeFileSync(path, `${pid}\n`, { mode: 0o644 });
+    // Not through whatever sits at the path: as root that could be a link to any file.
+    return writeFileNoFollow(path, `${pid}\n`, 0o644);
   } catch (e) {
     throw new PidFileError(`cannot write pid file ${path}: ${(e as Error).message}`);
   }

@@ -26,10 +26,11 @@
  * A start-up failure is one line: on stderr, to the waiting parent, and (logFailures) to the log;
  * everything started so far is closed again and runService resolves to 1.
  */
-import { chownSync, existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { ListenError } from "../net/listener.ts";
 import { type ConnectionSpec, formatSpec, parseSpec, SpecError } from "../net/spec.ts";
+import { adjustOwnFile, type FileIdentity } from "./own-files.ts";
 import { detach, isDaemonChild, notifyFailure, notifyReady, PidFileError, removePidFile, writePidFile } from "./daemon.ts";
 import { humanOutput } from "./human.ts";
 import { LimitError } from "./limits.ts";
@@ -166,7 +167,13 @@ function ownerOf(identity: Identity): Owner | undefined {
   return { uid: u.uid, gid: identity.group !== undefined ? lookupGroup(identity.group) : u.gid };
 }
 
-/** Create `dir` if missing (0755) and give what we created to `owner` (a tmpfs /run loses /run/<name>/ at boot). */
+/**
+ * Create `dir` if missing (a tmpfs /run loses /run/<name>/ at boot). What we create belongs to root,
+ * with `owner`'s group allowed to write and the sticky bit (01775): the user we become can make and
+ * remove its own files there (a new log file, its socket and pid file once handed to it), but cannot
+ * rename or replace entries it does not own — such as the socket right after bind, while root still
+ * sets its owner and mode.
+ */
 export function ensureDirectory(dir: string, owner: Owner | undefined): void {
   if (existsSync(dir)) return;
   let first: string | undefined;
@@ -178,16 +185,17 @@ export function ensureDirectory(dir: string, owner: Owner | undefined): void {
   if (!owner || first === undefined) return;
   for (let d = resolve(dir); ; d = dirname(d)) {
     try {
-      chownSync(d, owner.uid, owner.gid);
+      adjustOwnFile(d, { kind: "directory", gid: owner.gid, mode: 0o1775 });
     } catch {}
     if (d === resolve(first) || d === dirname(d)) break;
   }
 }
 
-function chownFile(path: string, owner: Owner | undefined, keepGroup = false): void {
+/** Hand a file we made as root to `owner`, through a descriptor of that very file (own-files.ts). */
+function chownFile(path: string, kind: "socket" | "file", owner: Owner | undefined, keepGroup = false, identity?: FileIdentity): void {
   if (!owner) return;
   try {
-    chownSync(path, owner.uid, keepGroup ? -1 : owner.gid);
+    adjustOwnFile(path, { kind, uid: owner.uid, gid: keepGroup ? -1 : owner.gid, identity });
   } catch (e) {
     throw new StartError(`cannot hand ${path} to uid ${owner.uid}: ${(e as Error).message}`);
   }
@@ -227,7 +235,7 @@ export async function runService<L extends Listening>(o: ServiceOptions<L>): Pro
   const handOver = (created: boolean) => {
     if (!created || !owner || !isRoot()) return;
     try {
-      chownSync(logFile!, owner.uid, owner.gid);
+      adjustOwnFile(logFile!, { kind: "file", uid: owner.uid, gid: owner.gid });
     } catch {}
   };
   let log: Logger;
@@ -352,12 +360,11 @@ export async function runService<L extends Listening>(o: ServiceOptions<L>): Pro
     listening = await o.listen({ spec, reusePort: worker !== undefined }, ctx);
 
     // socket owner, pid file
-    if (listening.socketPath !== undefined) chownFile(listening.socketPath, owner, true);
+    if (listening.socketPath !== undefined) chownFile(listening.socketPath, "socket", owner, true);
     if (o.pidFile && worker === undefined) {
       pidFile = resolve(o.pidFile);
       ensureDirectory(dirname(pidFile), owner);
-      writePidFile(pidFile);
-      chownFile(pidFile, owner);
+      chownFile(pidFile, "file", owner, false, writePidFile(pidFile));
     }
 
     // checks, privilege drop

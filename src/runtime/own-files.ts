@@ -21,7 +21,7 @@ export class OwnFileError extends Error {
 
 export interface AdjustOptions {
   /** What the file must be. */
-  kind: "socket" | "file";
+  kind: "socket" | "file" | "directory";
   /** It must be this file (from an earlier adjust()). */
   identity?: FileIdentity;
   /** New owner; -1 or undefined keeps it. */
@@ -57,13 +57,14 @@ export function adjustOwnFile(path: string, o: AdjustOptions): FileIdentity {
   }
 }
 
-function notOurs(st: Stats, kind: "socket" | "file", identity: FileIdentity | undefined): string | undefined {
+function notOurs(st: Stats, kind: AdjustOptions["kind"], identity: FileIdentity | undefined): string | undefined {
   if (st.isSymbolicLink()) return "is a symbolic link";
-  if (kind === "socket" ? !st.isSocket() : !st.isFile()) return `is not a ${kind === "socket" ? "socket" : "regular file"}`;
+  const is = kind === "socket" ? st.isSocket() : kind === "file" ? st.isFile() : st.isDirectory();
+  if (!is) return `is not a ${kind === "file" ? "regular file" : kind}`;
   if (identity && (st.dev !== identity.dev || st.ino !== identity.ino)) return "was replaced by another file";
   const euid = process.geteuid?.() ?? st.uid;
   if (st.uid !== euid) return `belongs to uid ${st.uid}, not to us (uid ${euid})`;
-  if (st.nlink !== 1) return `has ${st.nlink} links`;
+  if (kind !== "directory" && st.nlink !== 1) return `has ${st.nlink} links`;
   return undefined;
 }
 

@@ -4,7 +4,7 @@
 // directory that did not exist, as on a fresh tmpfs /run) appear, root becomes nobody or the
 // configured user, and SIGTERM removes socket and pid file.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readlinkSync, symlinkSync } from "node:fs";
+import { readlinkSync, statSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { eom } from "../../src/milter-side/index.ts";
 import { chain, expectStatus, SESSION } from "./support/harness.ts";
@@ -87,7 +87,10 @@ describe.skipIf(!isRoot)("--daemon (compiled, through the milter-manager symlink
       expect(argv[0]).toBe(LINK); // re-executed under the name it was started with
       const sock = join(run, "milter-manager.sock");
       expect(fileMode(sock)).toEqual({ mode: 0o660, uid: 65534, gid: 0, socket: true });
-      expect(fileMode(run)).toMatchObject({ uid: 65534, gid: 65534 }); // created for the user: it can remove the socket
+      // Created for the user: root's, group-writable for its group with the sticky bit, so it can
+      // remove its own socket but not replace what it does not own.
+      expect(fileMode(run)).toMatchObject({ uid: 0, gid: 65534, mode: 0o775 });
+      expect(statSync(run).mode & 0o1000).toBe(0o1000);
       // A session through it.
       const m = await mta(`unix:${sock}`);
       await chain(m, "body");
@@ -146,7 +149,7 @@ describe.skipIf(!isRoot)("privileges and the unix socket", () => {
       expect(who.groups).toContain("65534");
       expect(who.groups).not.toContain("0");
       expect(fileMode(sock)).toEqual({ mode: 0o640, uid: 8, gid: 8, socket: true });
-      expect(fileMode(join(dir, "run3"))).toMatchObject({ uid: 8, gid: 65534, mode: 0o755 });
+      expect(fileMode(join(dir, "run3"))).toMatchObject({ uid: 0, gid: 65534, mode: 0o775 });
     } finally {
       expect(await fg.stop()).toBe(0);
     }
