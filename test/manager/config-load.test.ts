@@ -65,7 +65,7 @@ describe("formats", () => {
 
   test("TOML: every section", async () => {
     const { config, origins } = await loadEffectiveConfig(file(join(FIXTURES, "full.toml")));
-    expect(config.security).toEqual({ privilege_mode: true, effective_user: "milter", effective_group: "milter" });
+    expect(config.security).toEqual({ privilege_mode: true, effective_user: "milter", effective_group: "milter", strict_modes: true });
     expect(config.log).toEqual({ level: "error|warning|statistics", path: "/var/log/milterkit.log", use_syslog: false, syslog_facility: "local3", format: "text" });
     expect(config.manager).toMatchObject({ unix_socket_mode: 0o600, n_workers: 4, chunk_size: 32768, fallback_status_at_disconnect: "reject" });
     expect(config.controller).toMatchObject({ connection_spec: "unix:/run/milterkit/controller.sock", unix_socket_mode: 0o640 });

@@ -17,7 +17,7 @@ import {
 describe("defaults", () => {
   test("every section item has milter-manager's default", () => {
     const c = defaultConfig();
-    expect(c.security).toEqual({ privilege_mode: false, effective_user: null, effective_group: null });
+    expect(c.security).toEqual({ privilege_mode: false, effective_user: null, effective_group: null, strict_modes: true });
     expect(c.log).toEqual({ level: "default", path: null, use_syslog: true, syslog_facility: "mail", format: "text" });
     expect(c.manager).toEqual({
       connection_spec: "inet:10025@[127.0.0.1]",

@@ -10,6 +10,7 @@ import { registerMilterkitModule } from "./define.ts";
 import { type Detection, detectMilters, detectRoot } from "../detect/index.ts";
 import { detectedEntries } from "./detected.ts";
 import { type ItemPath, LineMap, parseJsonWithLines, SourceSyntaxError, tomlErrorLine, tomlLines } from "./locate.ts";
+import { checkModes } from "./modes.ts";
 import {
   BUILTIN_CONDITION_NAMES,
   ConditionSchema,
@@ -64,6 +65,8 @@ export interface LoadedConfig {
   notes: string[];
   /** What auto-detection found, when it ran (manager.auto_detect). */
   detection?: Detection;
+  /** Problems the administrator must hear about, one warning line each (security.strict_modes off). */
+  warnings: string[];
 }
 
 /** A configuration problem; the message names the file, the item and what is wrong. */
@@ -482,9 +485,22 @@ export async function loadEffectiveConfig(
   opts: { detectRoot?: string } = {},
 ): Promise<LoadedConfig> {
   const { files, notes } = configFiles(source);
-  const layers: Layer[] = [];
-  for (const file of files) layers.push(await readConfigFile(file));
-  let { config, origins } = mergeLayers(layers);
+  // Before anything is read (a .ts file is executed): who could have written it.
+  const modes = checkModes(files, source.kind === "dir" ? [source.dir, join(source.dir, CONF_D)] : []);
+  const layers: (Layer | undefined)[] = [];
+  for (const file of files) layers.push(modes.unsafe.has(file) ? undefined : await readConfigFile(file));
+  const warnings: string[] = [];
+  if (modes.problems.length > 0) {
+    // Only files that pass the check can turn the check off: a writable file cannot vouch for itself.
+    const strict = mergeLayers(layers.filter((l): l is Layer => l !== undefined)).config.security.strict_modes;
+    if (strict) {
+      const more = modes.problems.length > 1 ? ` (and ${modes.problems.length - 1} more)` : "";
+      throw new ConfigError(`refusing the configuration: ${modes.problems[0]}${more}; security.strict_modes = false (in a file that passes this check) only warns`);
+    }
+    for (const p of modes.problems) warnings.push(`${p} (used anyway: security.strict_modes is false)`);
+    for (let i = 0; i < files.length; i++) layers[i] ??= await readConfigFile(files[i]);
+  }
+  let { config, origins } = mergeLayers(layers as Layer[]);
   applyOverrides(config, origins, overrides);
   const builtInDefault = files.length === 0;
   let detection: Detection | undefined;
@@ -492,7 +508,7 @@ export async function loadEffectiveConfig(
   if (auto === true || (auto === "auto" && builtInDefault)) {
     detection = detectMilters(opts.detectRoot ?? detectRoot());
     // Detected milters go under the files: a file's milter of the same name overrides them item by item.
-    ({ config, origins } = mergeLayers([detectedLayer(detection), ...layers]));
+    ({ config, origins } = mergeLayers([detectedLayer(detection), ...(layers as Layer[])]));
     applyOverrides(config, origins, overrides);
     notes.push(detectionNote(detection));
   }
@@ -510,7 +526,7 @@ export async function loadEffectiveConfig(
       notes.push(`milter manager's ${mm} is not read; convert it with: milter-manager --import-config=${mm} > ${join(source.dir, MAIN_FILE_NAMES[3])}`);
     }
   }
-  return { config, origins, source, files, builtInDefault, notes, detection };
+  return { config, origins, source, files, builtInDefault, notes, detection, warnings };
 }
 
 /** The detected milters as a layer of their own, each item's origin the file and line it was read from. */

@@ -64,6 +64,12 @@ export interface SecurityConfig {
   effective_user: string | null;
   /** Group (name or numeric id as text) to switch to after listening; null = do not change the group. Default null. */
   effective_group: string | null;
+  /**
+   * Refuse configuration files and directories that group or others can write, or that belong to
+   * someone other than root or the user the manager runs as (sshd's StrictModes); false = warn only.
+   * Default true: a .ts/.js configuration is executed as root.
+   */
+  strict_modes: boolean;
 }
 
 /** `log.*` */
@@ -216,7 +222,7 @@ export type ConditionSettingName = keyof ConditionSettings;
 export const DEFAULT_CONNECTION_SPEC = "inet:10025@[127.0.0.1]";
 
 const DEFAULTS: ManagerConfig = {
-  security: { privilege_mode: false, effective_user: null, effective_group: null },
+  security: { privilege_mode: false, effective_user: null, effective_group: null, strict_modes: true },
   log: { level: "default", path: null, use_syslog: true, syslog_facility: "mail", format: "text" },
   manager: {
     connection_spec: DEFAULT_CONNECTION_SPEC,
@@ -374,6 +380,7 @@ export const SecuritySchema = z.strictObject({
   privilege_mode: z.boolean(),
   effective_user: nonEmpty.nullable(),
   effective_group: nonEmpty.nullable(),
+  strict_modes: z.boolean(),
 });
 
 export const LogSchema = z.strictObject({

@@ -62,7 +62,7 @@ function item(out: string[], origins: ConfigOrigins, originKey: string, key: str
 }
 
 /** The TOML text printed by --show-config. */
-export function formatConfigToml(loaded: Pick<LoadedConfig, "config" | "origins" | "files" | "notes" | "builtInDefault">): string {
+export function formatConfigToml(loaded: Pick<LoadedConfig, "config" | "origins" | "files" | "notes" | "builtInDefault"> & Partial<Pick<LoadedConfig, "warnings">>): string {
   const { config, origins } = loaded;
   const out: string[] = [`# milterkit ${VERSION} manager: effective configuration`];
   if (loaded.builtInDefault) {
@@ -74,6 +74,7 @@ export function formatConfigToml(loaded: Pick<LoadedConfig, "config" | "origins"
   for (const n of loaded.notes) out.push(`# note: ${n.replace(/\n/g, " ")}`);
   const unfiltered = noChildWarning(config);
   if (unfiltered) out.push(`# warning: ${unfiltered}`);
+  for (const w of loaded.warnings ?? []) out.push(`# warning: ${w.replace(/\n/g, " ")}`);
 
   for (const s of ITEM_SECTIONS) {
     out.push("", `[${s}]`);

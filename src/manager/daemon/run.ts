@@ -157,6 +157,7 @@ export async function runManager(startup: ManagerStartup): Promise<number | unde
     logFailures: true,
     prepare(ctx) {
       for (const note of startup.loaded.notes) ctx.announce(note);
+      for (const w of startup.loaded.warnings) ctx.say("warning", w);
       const unfiltered = noChildWarning(config);
       if (unfiltered) {
         if (ctx.log.enabled("warning")) ctx.say("warning", unfiltered);
@@ -215,6 +216,7 @@ export async function runManager(startup: ManagerStartup): Promise<number | unde
       monitor?.configure(monitorInfo(next, ctx.worker));
       say("info", `configuration reloaded from ${describeSource(next)}`);
       for (const note of next.notes) say("message", note);
+      for (const w of next.warnings) say("warning", w);
       const later = restartOnlyChanges(config, next.config);
       if (later.length > 0) say("warning", `changed items take effect at the next start only: ${later.join(", ")}`);
       try {
