@@ -7,6 +7,7 @@ import type { MilterConfig } from "./config/schema.ts";
 import { type ChildDecision, realStatus } from "./rules/answers.ts";
 import type { ChildEffect, ChildState } from "./rules/envelope.ts";
 import { failedStep, failureText } from "./rules/failures.ts";
+import type { Availability, AvailabilityChange } from "./rules/availability.ts";
 import type { ChildView } from "./stop-hook.ts";
 import {
   MilterClient,
@@ -37,6 +38,8 @@ export class Child implements ChildView, ChildState {
   lastStatus: string | undefined;
   /** Why the child left the session, for the log. */
   failure: string | undefined;
+  /** Not tried: it is down (rules/availability.ts). */
+  skipped = false;
   /** Stage of the last answer (or failure), and when the child was created / left: statistics line. */
   lastStage = "negotiate";
   readonly startedAt = performance.now();
@@ -149,28 +152,45 @@ export class Child implements ChildView, ChildState {
   }
 }
 
+/** What one child's open changed in the children's availability (rules/availability.ts), to be logged once. */
+export interface AvailabilityReport {
+  child: Child;
+  change: NonNullable<AvailabilityChange>;
+}
+
 /**
  * Open every child (connect + OPTNEG) in parallel; each within its connection_timeout overall.
  * `unreachable`: a child could not be connected — after it resolves true (the launcher started
- * the child's command, launcher.ts), the child is tried once more.
+ * the child's command, launcher.ts), the child is tried once more. `availability`: children that
+ * are down are not tried (they count as failed at once), except by the one session that probes.
  */
 export async function openChildren(
   configs: readonly MilterConfig[],
   offer: OptionWords,
   unreachable?: (config: MilterConfig) => Promise<boolean>,
-): Promise<{ ready: Child[]; failed: Child[] }> {
+  availability?: Availability,
+): Promise<{ ready: Child[]; failed: Child[]; changes: AvailabilityReport[] }> {
   const children = configs.map((c) => new Child(c, offer));
+  const changes: AvailabilityReport[] = [];
   await Promise.all(
     children.map(async (child, i) => {
+      if (availability?.plan(child.config, Date.now()) === "skip") {
+        child.endedAt = performance.now();
+        child.failure = "down: not tried again yet (counted as its fallback_status)";
+        child.skipped = true;
+        return;
+      }
       await openOne(child);
-      if (child.alive || !unreachable || child.client.lastFailure?.status !== "connection-error") return;
-      if (!(await unreachable(child.config))) return;
-      const again = new Child(child.config, offer);
-      await openOne(again);
-      children[i] = again;
+      if (!child.alive && unreachable && child.client.lastFailure?.status === "connection-error" && (await unreachable(child.config))) {
+        const again = new Child(child.config, offer);
+        await openOne(again);
+        children[i] = again;
+      }
+      const change = availability?.opened(child.config, children[i].alive, Date.now());
+      if (change) changes.push({ child: children[i], change });
     }),
   );
-  return { ready: children.filter((c) => c.alive), failed: children.filter((c) => !c.alive) };
+  return { ready: children.filter((c) => c.alive), failed: children.filter((c) => !c.alive), changes };
 }
 
 async function openOne(child: Child): Promise<void> {

@@ -6,6 +6,7 @@ import type { FallbackStatus, ManagerConfig, MilterConfig } from "./config/schem
 import { createConditions } from "./conditions/registry.ts";
 import { Leader, type LeaderEnv } from "./leader.ts";
 import type { ManagerEvents } from "./events.ts";
+import { Availability } from "./rules/availability.ts";
 import { createLog, type ManagerLog } from "./log.ts";
 import type { Conditions } from "./stop-hook.ts";
 import { gated } from "./gate.ts";
@@ -65,6 +66,9 @@ export async function startEngine(config: ManagerConfig, options: EngineOptions 
   const log = options.log ?? createLog(config.log);
   const finishedLine = (n: number) => sessionsFinishedLine(n, 1, server.sessions);
   let total = 0;
+  const retry = (c: ManagerConfig) => ({ minMs: c.manager.milter_retry_interval * 1000, maxMs: c.manager.milter_retry_max_interval * 1000 });
+  // Which children are down outlives a session and a reload; 0 turns it off (every session tries).
+  const availability = new Availability(retry(config));
   let env = makeEnv(config);
   function makeEnv(c: ManagerConfig): LeaderEnv {
     return {
@@ -75,6 +79,7 @@ export async function startEngine(config: ManagerConfig, options: EngineOptions 
       bodySpillThreshold: options.bodySpillThreshold,
       tmpDir: options.tmpDir,
       unreachable: options.unreachable,
+      availability: c.manager.milter_retry_interval > 0 ? availability : undefined,
       onSessionEnd(s) {
         if (!log.enabled("statistics")) return;
         if (s.end.reason === "disconnected") log.write("statistics", sessionDisconnectedLine(s.id, s.elapsedMs));
@@ -128,6 +133,7 @@ export async function startEngine(config: ManagerConfig, options: EngineOptions 
       return server.sessions;
     },
     setConfig(c) {
+      availability.update(retry(c));
       env = makeEnv(c);
     },
     close: (opts) => server.close(opts),

@@ -7,6 +7,7 @@
 import type { FallbackStatus, ManagerConfig, MilterConfig } from "./config/schema.ts";
 import { Child, openChildren } from "./children.ts";
 import { type ManagerEvents, NO_EVENTS } from "./events.ts";
+import type { Availability } from "./rules/availability.ts";
 import type { ManagerLog } from "./log.ts";
 import { SessionLog } from "./session-log.ts";
 import {
@@ -67,6 +68,8 @@ export interface LeaderEnv {
   tmpDir?: string;
   /** A child could not be connected at negotiation: may it be started (launcher.ts) and tried once more? */
   unreachable?: (milter: MilterConfig) => Promise<boolean>;
+  /** Which children are down, across sessions (rules/availability.ts); undefined = every session tries every child. */
+  availability?: Availability;
   /** A child's part in the session is over (statistics `[milter][end]` line); reported at the session end. */
   onChildEnd?(info: { id: number; name: string; stage: string; status: string; elapsedMs: number }): void;
   /** A session ended: its last stage and the status the MTA got last. */
@@ -287,15 +290,27 @@ export class Leader implements MilterHandler {
   private async openAll(): Promise<void> {
     const configs = this.env.config.milters.filter((m) => m.enabled);
     if (configs.length === 0) return;
-    const { ready, failed } = await openChildren(configs, this.offer, this.env.unreachable);
+    const { ready, failed, changes } = await openChildren(configs, this.offer, this.env.unreachable, this.env.availability);
     if (this.env.onChildEnd) this.everyChild.push(...ready, ...failed);
     this.children = ready;
     for (const c of ready) {
       this.record.opened(c.name, true);
       c.client.observer = this.record.observer(c.name, c.evaluation);
     }
+    for (const { child: c, change } of changes) {
+      const where = `milter ${c.name} (${c.config.connection_spec})`;
+      if (change.event === "down") {
+        this.log("warning", `${where} is down, counted as ${c.config.fallback_status} without trying for ${change.retryInMs / 1000} s, then one session tries again: ${c.failure}`);
+      } else if (change.event === "up") {
+        this.log("message", `${where} is back after ${(change.downForMs / 1000).toFixed(1)} s`);
+      } else {
+        this.log("info", `${where} is still down; next try in ${change.retryInMs / 1000} s: ${c.failure}`);
+      }
+    }
     for (const c of failed) {
-      this.log("warning", `milter ${c.name} (${c.config.connection_spec}) is not available, counted as ${c.config.fallback_status}: ${c.failure}`);
+      // Down and back are said once (above); without an availability record, every session says it.
+      const level = this.env.availability ? "info" : "warning";
+      this.log(level, `milter ${c.name} (${c.config.connection_spec}) is not available, counted as ${c.config.fallback_status}: ${c.failure}`);
       this.events.childFailure(c.name, c.client.lastFailure?.status ?? "timeout", "negotiate", c.failure ?? "", c.client.lastFailure?.timer ?? (c.client.lastFailure ? undefined : "connection"));
       this.record.opened(c.name, false, c.failure);
     }
@@ -523,7 +538,7 @@ export class Leader implements MilterHandler {
     return toMtaReply(r);
   }
 
-  private log(level: "warning" | "info" | "debug" | "statistics", text: string): void {
+  private log(level: "warning" | "message" | "info" | "debug" | "statistics", text: string): void {
     // Statistics lines carry the tag in their own place (runtime/statistics.ts), as log analyzers expect.
     if (this.env.log.enabled(level)) this.env.log.write(level, level === "statistics" ? text : `[${this.ctx.id}] ${text}`);
   }

@@ -44,6 +44,8 @@ describe("defaults", () => {
       negotiation_timeout: 30,
       packet_timeout: 30,
       idle_timeout: 7210,
+      milter_retry_interval: 5,
+      milter_retry_max_interval: 60,
     });
     expect(c.controller).toEqual({
       connection_spec: null,

@@ -140,6 +140,13 @@ export interface ManagerSection {
   packet_timeout: number;
   /** Seconds an MTA connection may stay silent between commands; 0 = no limit. Default 7210 (libmilter's). */
   idle_timeout: number;
+  /**
+   * Seconds a child that could not be opened counts as its fallback_status without being tried
+   * (then one session tries it); doubles after each failed try. 0 = try it in every session. Default 5.
+   */
+  milter_retry_interval: number;
+  /** Longest such period, in seconds. Default 60: a child that is back is used again within a minute. */
+  milter_retry_max_interval: number;
 }
 
 export const AUTO_DETECT_VALUES = ["auto", true, false] as const;
@@ -249,6 +256,8 @@ const DEFAULTS: ManagerConfig = {
     negotiation_timeout: 30,
     packet_timeout: 30,
     idle_timeout: 7210,
+    milter_retry_interval: 5,
+    milter_retry_max_interval: 60,
   },
   controller: {
     connection_spec: null,
@@ -416,6 +425,8 @@ export const ManagerSectionSchema = z.strictObject({
   negotiation_timeout: seconds,
   packet_timeout: seconds,
   idle_timeout: seconds,
+  milter_retry_interval: seconds,
+  milter_retry_max_interval: seconds,
 });
 
 export const ControllerSchema = z.strictObject({

@@ -8,6 +8,7 @@
 //   SIGHUP          reload: new sessions use the new configuration, sessions in flight finish
 //                   with theirs; a broken configuration is logged and the old one kept
 //   SIGTERM/SIGINT  the gate stops admitting, sessions in flight get STOP_GRACE_MS, launcher closed
+import { connectionTimeoutWarning } from "../rules/availability.ts";
 import { chownSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { LoadedConfig } from "../config/load.ts";
@@ -158,6 +159,8 @@ export async function runManager(startup: ManagerStartup): Promise<number | unde
     prepare(ctx) {
       for (const note of startup.loaded.notes) ctx.announce(note);
       for (const w of startup.loaded.warnings) ctx.say("warning", w);
+      const slowConnect = connectionTimeoutWarning(config.milters);
+      if (slowConnect) ctx.say("warning", slowConnect);
       const unfiltered = noChildWarning(config);
       if (unfiltered) {
         if (ctx.log.enabled("warning")) ctx.say("warning", unfiltered);
@@ -217,6 +220,8 @@ export async function runManager(startup: ManagerStartup): Promise<number | unde
       say("info", `configuration reloaded from ${describeSource(next)}`);
       for (const note of next.notes) say("message", note);
       for (const w of next.warnings) say("warning", w);
+      const slow = connectionTimeoutWarning(next.config.milters);
+      if (slow) say("warning", slow);
       const later = restartOnlyChanges(config, next.config);
       if (later.length > 0) say("warning", `changed items take effect at the next start only: ${later.join(", ")}`);
       try {
