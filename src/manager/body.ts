@@ -29,12 +29,18 @@ export class BodyBuffer {
   private readonly dir: string;
   private memory: Uint8Array[] = [];
   private total = 0;
+  private last = 0;
   /** Descriptor of the spill file, -1 while the body is in memory. */
   private file = -1;
 
   constructor(options: BodyBufferOptions = {}) {
     this.threshold = options.spillThreshold ?? DEFAULT_SPILL_THRESHOLD;
     this.dir = options.tmpDir ?? tmpdir();
+  }
+
+  /** The last byte appended (undefined when the body is empty). */
+  get lastByte(): number | undefined {
+    return this.total === 0 ? undefined : this.last;
   }
 
   /** Body size in bytes. */
@@ -52,8 +58,15 @@ export class BodyBuffer {
     return this.file;
   }
 
+  /** append() a chunk the caller does not own (copied only while the body is kept in memory). */
+  appendCopy(chunk: Uint8Array): void {
+    if (chunk.length === 0) return;
+    this.append(this.file < 0 && this.total + chunk.length <= this.threshold ? Uint8Array.from(chunk) : chunk);
+  }
+
   append(chunk: Uint8Array): void {
     if (chunk.length === 0) return;
+    this.last = chunk[chunk.length - 1];
     if (this.file < 0 && this.total + chunk.length > this.threshold) this.spill();
     if (this.file >= 0) this.write(chunk, this.total);
     else this.memory.push(chunk);
@@ -66,13 +79,32 @@ export class BodyBuffer {
     this.total = 0;
   }
 
-  /** The whole body in pieces of at most `size` bytes (none for an empty body). */
+  /** Take over `other`'s content (memory or spill file), dropping ours; `other` is left empty. */
+  adopt(other: BodyBuffer): void {
+    if (other === this) return;
+    this.dispose();
+    this.memory = other.memory;
+    this.total = other.total;
+    this.file = other.file;
+    this.last = other.last;
+    other.memory = [];
+    other.total = 0;
+    other.file = -1;
+  }
+
+  /**
+   * The whole body in pieces of at most `size` bytes (none for an empty body). A piece read from
+   * the spill file is only valid until the next one is asked for: copy it to keep it.
+   */
   *chunks(size: number): Generator<Uint8Array> {
     if (!Number.isInteger(size) || size < 1) throw new RangeError(`body chunk size ${size} must be a positive integer`);
     if (this.file >= 0) {
+      // One buffer for the whole read: each piece is valid until the next is asked for (every
+      // caller encodes it into a packet first), so a 50 MB body makes no 50 MB of garbage.
+      const reused = Buffer.allocUnsafe(Math.min(size, this.total));
       for (let pos = 0; pos < this.total; pos += size) {
         const n = Math.min(size, this.total - pos);
-        const buf = Buffer.allocUnsafe(n);
+        const buf = reused.subarray(0, n);
         let got = 0;
         while (got < n) {
           const r = readSync(this.file, buf, got, n - got, pos + got);
@@ -111,7 +143,7 @@ export class BodyBuffer {
   /** The whole body as one buffer (tests and small bodies only). */
   toBuffer(): Buffer {
     const parts: Uint8Array[] = [];
-    for (const c of this.chunks(1024 * 1024)) parts.push(c);
+    for (const c of this.chunks(1024 * 1024)) parts.push(Uint8Array.from(c)); // a piece is reused: copy
     return Buffer.concat(parts);
   }
 

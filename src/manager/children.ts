@@ -3,6 +3,7 @@
 // leader and the pipeline need (alive, in the transaction, processing the message, accepted
 // recipients, skip). What happens to a child when is the rule book's (rules/); Child.take carries
 // out a rule's effect, Child.decide turns a failed step into the child's fallback (rules/failures.ts).
+import { BodyBuffer, type BodyBufferOptions } from "./body.ts";
 import type { MilterConfig } from "./config/schema.ts";
 import { type ChildDecision, realStatus } from "./rules/answers.ts";
 import type { ChildEffect, ChildState } from "./rules/envelope.ts";
@@ -16,6 +17,10 @@ import {
   type StepOutcome,
 } from "../mta-side/index.ts";
 import type { Negotiated, OptionWords } from "../milter/index.ts";
+
+/** While a body streams through, collect the garbage its reads leave behind every this many bytes. */
+export const GC_EVERY_BYTES = 4 * 1024 * 1024;
+const REPLACEMENT_IN_MEMORY = 1024 * 1024;
 
 export class Child implements ChildView, ChildState {
   readonly name: string;
@@ -40,6 +45,8 @@ export class Child implements ChildView, ChildState {
   failure: string | undefined;
   /** Not tried: it is down (rules/availability.ts). */
   skipped = false;
+  /** The body this child is sending at end-of-message (replace-body), spilled to a file as it arrives. */
+  private replacement: BodyBuffer | undefined;
   /** Stage of the last answer (or failure), and when the child was created / left: statistics line. */
   lastStage = "negotiate";
   readonly startedAt = performance.now();
@@ -55,6 +62,8 @@ export class Child implements ChildView, ChildState {
       readingTimeoutMs: config.reading_timeout * 1000,
       endOfMessageTimeoutMs: config.end_of_message_timeout * 1000,
       endOfMessageTotalTimeoutMs: config.end_of_message_total_timeout * 1000,
+      maxModifications: config.max_modifications,
+      maxModificationBytes: config.max_modification_bytes,
       offer: { version: offer.version, actions: offer.actions, protocol: offer.protocol },
     });
   }
@@ -71,6 +80,36 @@ export class Child implements ChildView, ChildState {
   /** It negotiated SMFIP_RCPT_REJ: it wants the recipients the MTA refused itself. */
   get wantsRefusedRecipients(): boolean {
     return this.negotiated?.rcptRejected ?? false;
+  }
+
+  /** At end-of-message: keep a replacement body as it arrives, not in memory packet by packet. */
+  streamReplacement(options: BodyBufferOptions): void {
+    this.dropReplacement();
+    let sinceGc = 0;
+    this.client.onReplaceBody = (chunk) => {
+      // Kept in memory only up to 1 MiB: the message's own body may already be there too.
+      (this.replacement ??= new BodyBuffer({ ...options, spillThreshold: Math.min(options.spillThreshold ?? REPLACEMENT_IN_MEMORY, REPLACEMENT_IN_MEMORY) })).appendCopy(chunk);
+      sinceGc += chunk.length;
+      if (sinceGc >= GC_EVERY_BYTES) {
+        // The socket's read buffers are garbage at once, but the collector does not count them as
+        // pressure: without this, tens of MB of them pile up before it runs.
+        sinceGc = 0;
+        Bun.gc(true);
+      }
+    };
+  }
+
+  /** The replacement body received (the rules apply it, rules/end-of-message.ts); the child lets go of it. */
+  takeReplacement(): BodyBuffer {
+    const r = this.replacement ?? new BodyBuffer();
+    this.replacement = undefined;
+    return r;
+  }
+
+  /** A replacement that was not applied (evaluation mode, refusal, failure): release its file. */
+  dropReplacement(): void {
+    this.replacement?.dispose();
+    this.replacement = undefined;
   }
 
   /** Carry out what a rule (rules/) does to this child. */

@@ -248,10 +248,15 @@ export class Leader implements MilterHandler {
     const p = await this.pipeline(ctx);
     if (!(p instanceof MessagePipeline)) return this.answer(p);
     const out = await this.during(p.endOfMessage(ctx.macros.stage("E"), cmd.chunk));
-    p.dispose(); // the children are done with the body: release its file now
     const reply = this.answer(out.reply);
     this.summarise();
-    return eom(out.modifications, reply);
+    const answer = eom(out.modifications, reply);
+    if (out.body === undefined) {
+      p.dispose(); // the children are done with the body: release its file now
+      return answer;
+    }
+    // The replaced body is read from its file as it is sent to the MTA; released after that.
+    return { ...answer, body: thenDispose(out.body, p) };
   }
 
   // ---- abort, quit, end (manager.md §2.6) ----
@@ -541,6 +546,15 @@ export class Leader implements MilterHandler {
   private log(level: "warning" | "message" | "info" | "debug" | "statistics", text: string): void {
     // Statistics lines carry the tag in their own place (runtime/statistics.ts), as log analyzers expect.
     if (this.env.log.enabled(level)) this.env.log.write(level, level === "statistics" ? text : `[${this.ctx.id}] ${text}`);
+  }
+}
+
+/** The pieces of `body`, then `p` disposed (also when the reader stops early). */
+function* thenDispose(body: Iterable<Uint8Array>, p: MessagePipeline): Generator<Uint8Array> {
+  try {
+    yield* body;
+  } finally {
+    p.dispose();
   }
 }
 

@@ -56,6 +56,8 @@ const CRLF = new Uint8Array([0x0d, 0x0a]);
 /** What the MTA gets at end of message. */
 export interface EomOutput {
   modifications: ModificationReply[];
+  /** The replaced body, read from the message's body (memory or spill file) as it is sent: dispose() only after. */
+  body: Iterable<Uint8Array> | undefined;
   reply: FinalReply;
 }
 
@@ -158,15 +160,18 @@ export class MessagePipeline {
     while (!this.finished) {
       const child = this.queue[this.pos];
       if (child === undefined) break;
+      child.streamReplacement(this.env.body);
       const step = child.started
         ? await this.command(child, { stage: "end-of-message" }, macros, (m) => child.client.endOfMessage(m, this.eomData()))
         : await this.start(child, true);
       reply.add(step.answer);
       if (END_OF_MESSAGE.answer(step.answer.status) === "refuse") {
+        child.dropReplacement();
         this.refuse();
         break;
       }
       if (step.modifications) this.edits.apply(child, step.modifications);
+      child.dropReplacement(); // not applied (evaluation mode, failure): its file goes
       this.leave(child);
       if (this.edits.quarantined && END_OF_MESSAGE.quarantineEndsChain(this.mta)) {
         for (const c of this.queue.slice(this.pos)) c.take("abort");
@@ -174,7 +179,7 @@ export class MessagePipeline {
       }
     }
     this.finished = true;
-    return { modifications: this.edits.packets(original), reply: reply.final() };
+    return { modifications: this.edits.packets(original), body: this.edits.replacedBodyChunks(), reply: reply.final() };
   }
 
   /** The MTA's end-of-message data, unless a child replaced the body it belonged to. */

@@ -35,6 +35,7 @@ import {
   type OptnegCommand,
   PacketReader,
   parseReplyText,
+  SMFIR_REPLBODY,
   type StageName,
   stageName,
 } from "../milter/index.ts";
@@ -87,7 +88,7 @@ const PACKET = {
 
 let lastSessionId = 0;
 
-type Done<T> = (value: T | undefined, failed: boolean) => void;
+type Done<T> = (value: T | undefined, failed: boolean) => void | Promise<void>;
 
 function isThenable<T>(v: Awaitable<T>): v is PromiseLike<T> {
   return v !== null && typeof v === "object" && typeof (v as PromiseLike<T>).then === "function";
@@ -542,29 +543,74 @@ export class MilterSession implements SessionContext {
     return then(body, () => (early ? this.finishEom(early) : eom()));
   }
 
-  private finishEom(result: StepResult | EomResult): void {
+  private finishEom(result: StepResult | EomResult): void | Promise<void> {
     this.awaiting = undefined;
     this.messages++;
     let mods: readonly unknown[] = [];
     let decision: unknown = result;
+    let body: Iterable<Uint8Array> | undefined;
     if (result && typeof result === "object" && !("type" in result)) {
       mods = Array.isArray(result.modifications) ? result.modifications : [];
       decision = result.reply;
+      body = result.body;
       if (result.modifications !== undefined && !Array.isArray(result.modifications)) {
         this.report("handler", "end-of-message handler: modifications is not an array");
       }
     }
     if (decision && (decision as { type?: string }).type === "close") {
       this.closeTransaction();
+      release(body);
       return this.answer("eob", true, decision as StepResult);
     }
     let reply = this.checkDecision("eob", decision);
     if (reply.type === "skip") reply = Continue;
     const parts: Buffer[] = [];
     for (const m of mods) this.encodeModification(m, parts);
-    parts.push(this.encodeDecision(reply));
     this.closeTransaction();
+    if (body !== undefined) {
+      if (parts.length > 0) this.write(parts.length === 1 ? parts[0] : Buffer.concat(parts));
+      return this.streamBody(body, this.encodeDecision(reply));
+    }
+    parts.push(this.encodeDecision(reply));
     this.write(parts.length === 1 ? parts[0] : Buffer.concat(parts));
+  }
+
+  /** A replacement body as replbody packets, one write each, waiting whenever the MTA falls behind; then `last`. */
+  private async streamBody(body: Iterable<Uint8Array>, last: Buffer): Promise<void> {
+    const neg = this.negotiated!;
+    if (!neg.permits("replbody")) {
+      this.report("handler", `end-of-message handler: replbody needs an action that was not negotiated (agreed actions 0x${neg.actions.toString(16)}); dropped`);
+      release(body);
+      this.write(last);
+      return;
+    }
+    const it = body[Symbol.iterator]();
+    // One packet buffer for the whole body, reused once the kernel has taken the previous packet:
+    // a 50 MB body then makes no 50 MB of garbage (which would raise the peak memory).
+    const packet = Buffer.allocUnsafe(5 + neg.maxDataSize);
+    try {
+      for (let r = it.next(); !r.done; r = it.next()) {
+        const chunk = r.value;
+        for (let off = 0; off === 0 || off < chunk.length; off += neg.maxDataSize) {
+          if (!this.conn.writable) return; // the MTA is gone
+          const piece = chunk.subarray(off, off + neg.maxDataSize);
+          packet.writeUInt32BE(1 + piece.length, 0);
+          packet[4] = SMFIR_REPLBODY;
+          packet.set(piece, 5);
+          this.conn.send(packet.subarray(0, 5 + piece.length));
+          if (this.conn.queued > 0) await this.conn.flushed().catch(() => undefined); // before the buffer is reused
+          if (chunk.length === 0) break;
+        }
+      }
+    } catch (e) {
+      // The body could not be read (its spill file): the MTA has part of it; only closing is safe.
+      this.report("handler", `end-of-message: cannot send the replaced body: ${messageOf(e)}`, e);
+      this.conn.destroy();
+      return;
+    } finally {
+      it.return?.();
+    }
+    this.write(last);
   }
 
   private encodeModification(m: unknown, out: Buffer[]): void {
@@ -679,23 +725,21 @@ export class MilterSession implements SessionContext {
       v = f();
     } catch (e) {
       this.handlerFailed(what, e);
-      done(undefined, true);
-      return;
+      return done(undefined, true);
     }
-    if (!isThenable(v)) {
-      done(v, false);
-      return;
-    }
+    if (!isThenable(v)) return done(v, false);
     return new Promise<void>((resolve) => {
       let settled = false;
       const settle = (value: T | undefined, failed: boolean) => {
         if (settled) return;
         settled = true;
         if (this.pendingFire === fire) this.pendingFire = undefined;
+        let after: void | Promise<void> = undefined;
         try {
-          done(value, failed);
+          after = done(value, failed);
         } finally {
-          resolve();
+          if (after) after.then(resolve, resolve);
+          else resolve();
         }
       };
       const fire = () => {
@@ -828,6 +872,11 @@ const LETTER: Record<MtaCommandType, string> = {
 };
 
 function noop(): void {}
+
+/** Let an unused body iterable release what it holds (a generator's finally). */
+function release(body: Iterable<Uint8Array> | undefined): void {
+  if (body !== undefined) body[Symbol.iterator]().return?.();
+}
 
 function messageOf(e: unknown): string {
   return e instanceof Error ? e.message : String(e);

@@ -55,6 +55,13 @@ export interface EomResult {
   modifications?: readonly ModificationReply[];
   /** Final decision; default continue. `skip` at EOM is sent as continue. */
   reply?: DecisionReply | CloseResult;
+  /**
+   * A replacement body too large to hold as `b` packets: its pieces are sent as replbody packets
+   * (split to the agreed data size) after `modifications`, each write waiting while the MTA has
+   * not taken the previous ones (backpressure), then the decision. Iterated once, to the end or
+   * until the MTA is gone (then its return() is called, so a generator can release what it holds).
+   */
+  body?: Iterable<Uint8Array>;
 }
 
 /** What endOfMessage may return: a plain step result or modifications + decision. */

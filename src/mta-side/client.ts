@@ -103,6 +103,13 @@ export interface MilterClientOptions {
   endOfMessageTotalTimeoutMs?: number;
   /** What we offer in OPTNEG (default: version 6, all actions, all protocol bits, 64K data). */
   offer?: MtaOfferOptions;
+  /**
+   * Most modification packets (replace-body excepted) one end-of-message may bring; one more fails
+   * the step (protocol-error), so a milter cannot fill our memory. Default 0 = no limit.
+   */
+  maxModifications?: number;
+  /** Most bytes of modification packets (replace-body excepted) one end-of-message may bring. Default 0 = no limit. */
+  maxModificationBytes?: number;
   /** Called for each `p` as it arrives, with the stage being waited for. */
   onProgress?: (stage: StageName) => void;
   /** Sees every byte written ("send": whole packets of one step) and read ("receive": raw chunks). */
@@ -125,6 +132,10 @@ interface Pending {
   resolve: (o: any) => void;
   /** End-of-message only. */
   mods?: Modification[];
+  /** Modification bytes received (replace-body excepted), for maxModificationBytes. */
+  modBytes?: number;
+  /** A replace-body chunk was handed to onReplaceBody. */
+  streamed?: boolean;
   progress: number;
   /** A step without reply waiting for the write queue to drain: any packet now is stray. */
   flushing?: boolean;
@@ -159,6 +170,12 @@ export class MilterClient {
   onTolerated: ((what: string) => void) | undefined;
   /** Sees every step and its outcome (undefined = nobody watches; nothing is timed). */
   observer: StepObserver | undefined;
+  /**
+   * When set, replace-body chunks are handed here as they arrive (in order; the chunk is only
+   * valid during the call) instead of being collected: the outcome then holds one empty
+   * replace-body entry where the first chunk came. A throw fails the step.
+   */
+  onReplaceBody: ((chunk: Uint8Array) => void) | undefined;
 
   private readonly opts: MilterClientOptions;
   private conn: FramedConnection | undefined;
@@ -526,6 +543,16 @@ export class MilterClient {
     if (isModification(reply)) {
       if (p.type !== "eob") return this.unexpected(p, code, "a modification outside end-of-message");
       if (!n.permits(reply.type)) return this.unexpected(p, code, "an action that was not negotiated");
+      if (reply.type === "replbody" && this.onReplaceBody) return this.streamBody(p, reply.chunk);
+      const o = this.opts;
+      p.modBytes = (p.modBytes ?? 0) + payload.length + 1;
+      let over: string | undefined;
+      if (o.maxModifications && p.mods!.length >= o.maxModifications) over = `more than ${o.maxModifications} modifications`;
+      else if (o.maxModificationBytes && p.modBytes > o.maxModificationBytes) over = `more than ${o.maxModificationBytes} bytes of modifications`;
+      if (over) {
+        this.fail("protocol-error", p.stage, `${this.name}: ${over} for one message`);
+        return;
+      }
       p.mods!.push(toModification(reply));
       return;
     }
@@ -542,6 +569,19 @@ export class MilterClient {
     }
     if (status === "skip") this.skipped = true;
     this.finish(p, p.mods ? { ...out, modifications: p.mods, progress: p.progress } : out);
+  }
+
+  /** A replace-body chunk for onReplaceBody; the outcome keeps only where the replacement started. */
+  private streamBody(p: Pending, chunk: Uint8Array): void {
+    if (!p.streamed) {
+      p.streamed = true;
+      p.mods!.push({ type: "replace-body", chunk: new Uint8Array(0) });
+    }
+    try {
+      this.onReplaceBody!(chunk);
+    } catch (e) {
+      this.fail("protocol-error", p.stage, `${this.name}: cannot keep the replacement body: ${(e as Error)?.message ?? e}`);
+    }
   }
 
   private onNegotiateReply(p: Pending, reply: MilterReply, code: number): void {

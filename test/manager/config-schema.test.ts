@@ -74,6 +74,8 @@ describe("defaults", () => {
       reading_timeout: 7,
       end_of_message_timeout: 297,
       end_of_message_total_timeout: 297,
+      max_modifications: 10000,
+      max_modification_bytes: 1048576,
     });
     expect(Object.isFrozen(MILTER_DEFAULTS)).toBe(true);
   });

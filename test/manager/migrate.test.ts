@@ -52,7 +52,7 @@ describe("a site's own file", () => {
   test("round trip: the TOML loads, and its --show-config loads to the same configuration", async () => {
     const { loaded } = await roundTrip(file, "admin");
     const c = loaded.config;
-    expect(c.security).toEqual({ privilege_mode: false, effective_user: "milter-manager", effective_group: "milter-manager" });
+    expect(c.security).toEqual({ privilege_mode: false, effective_user: "milter-manager", effective_group: "milter-manager", strict_modes: true });
     expect(c.manager).toMatchObject({ max_connections: 200, n_workers: 2, event_loop_backend: "libev", pid_file: "/run/milter-manager/milter-manager.pid" });
     expect(c.controller).toMatchObject({ connection_spec: "unix:/run/milter-manager/controller.sock", unix_socket_mode: 0o600 });
     expect(c.log).toEqual({ level: "error|warning|statistics", path: "/var/log/milter-manager/milter-manager.log", use_syslog: false, syslog_facility: "mail", format: "text" });
@@ -72,7 +72,7 @@ describe("a site's own file", () => {
       name: "spamassassin", description: "SpamAssassin via spamass-milter", connection_spec: "inet:11120@[127.0.0.1]", enabled: true,
       fallback_status: "temporary-failure", evaluation_mode: false, applicable_conditions: ["Remote Network", "Unauthenticated", "No Stress"],
       command: "/usr/sbin/spamass-milter", command_options: ["-p", "inet:11120@127.0.0.1", "-m"], user_name: "spamass-milter",
-      connection_timeout: 297, writing_timeout: 7, reading_timeout: 30, end_of_message_timeout: 600,
+      connection_timeout: 297, writing_timeout: 7, reading_timeout: 30, end_of_message_timeout: 600, end_of_message_total_timeout: 297, max_modifications: 10000, max_modification_bytes: 1048576,
     });
     expect(c.milters[2]).toMatchObject({ evaluation_mode: true, command_options: "-D -f /etc/milter-greylist/greylist.conf" });
   });

@@ -138,7 +138,7 @@ const CASES: Case[] = [
     bodyAfter: "",
   },
   {
-    name: "envelope: the last change of sender wins, recipients in order, quarantine (last one) just before the decision",
+    name: "envelope: the last change of sender wins, recipients in order, quarantine (last one), then the body",
     headers: [["Subject", "hi"]],
     body: "x",
     children: [
@@ -170,8 +170,8 @@ const CASES: Case[] = [
       { type: "delrcpt", address: "<r0@x>" },
       { type: "addrcpt_par", address: "<r2@x>", args: "NOTIFY=NEVER" },
       { type: "addrcpt_par", address: "<r3@x>" },
-      { type: "replbody", chunk: b("y") },
       { type: "quarantine", reason: "second" },
+      { type: "replbody", chunk: b("y") },
     ],
     bodyAfter: "y",
     logs: ["statistics [milter][header][add](7): <X-Z>=<z>: spaced"],
@@ -191,7 +191,9 @@ describe("modifications", () => {
     );
     const original = headers.snapshot();
     for (const [child, mods] of c.children) edits.apply(child, mods);
-    const packets = edits.packets(original);
+    // The body goes after the other modifications, streamed in chunk_size pieces.
+    const body_ = edits.replacedBodyChunks();
+    const packets = [...edits.packets(original), ...[...(body_ ?? [])].map((chunk) => ({ type: "replbody", chunk: Uint8Array.from(chunk) }))];
     expect(packets).toEqual(c.packets);
     if (c.bodyAfter !== undefined) expect(td.decode(body.toBuffer())).toBe(c.bodyAfter);
     expect(logs).toEqual(c.logs ?? []);

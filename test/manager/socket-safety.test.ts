@@ -17,7 +17,7 @@ afterAll(() => work.remove());
  * A process that, as fast as it can, moves `path` away and puts a symlink to `victim` there, until
  * stop() (or 30 s); stop() resolves to how many times it swapped the name.
  */
-function attacker(path: string, victim: string): { stop(): Promise<number> } {
+async function attacker(path: string, victim: string): Promise<{ stop(): Promise<number> }> {
   const stopFile = `${path}.stop`;
   rmSync(stopFile, { force: true });
   const script = `
@@ -25,6 +25,7 @@ function attacker(path: string, victim: string): { stop(): Promise<number> } {
     const [path, victim, stopFile] = process.argv.slice(2);
     const end = Date.now() + 30000;
     let hits = 0;
+    console.log("ready");
     for (let n = 1; ; n++) {
       try { renameSync(path, path + ".moved"); symlinkSync(victim, path); hits++; } catch {}
       if (n % 1024 === 0 && (existsSync(stopFile) || Date.now() > end)) break;
@@ -33,11 +34,22 @@ function attacker(path: string, victim: string): { stop(): Promise<number> } {
   const file = join(work.dir, "attacker.js");
   writeFileSync(file, script);
   const proc = Bun.spawn([process.execPath, file, path, victim, stopFile], { stdout: "pipe", stderr: "inherit" });
+  const killer = setTimeout(() => proc.kill("SIGKILL"), 40_000);
+  const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
+  let text = "";
+  while (!text.includes("ready")) {
+    const r = await reader.read(); // it is running: the tries start now
+    if (r.done) break;
+    text += Buffer.from(r.value).toString("latin1");
+  }
   return {
     async stop() {
       writeFileSync(stopFile, "");
-      const killer = setTimeout(() => proc.kill("SIGKILL"), 5000);
-      const text = await new Response(proc.stdout as ReadableStream).text();
+      for (;;) {
+        const r = await reader.read();
+        if (r.done) break;
+        text += Buffer.from(r.value).toString("latin1");
+      }
       await proc.exited;
       clearTimeout(killer);
       return Number(/hits (\d+)/.exec(text)?.[1] ?? 0);
@@ -60,11 +72,12 @@ describe.skipIf(!isRoot)("as root, the socket's owner and mode are never set thr
     chownSync(victim, 0, 0);
     chmodSync(victim, 0o600);
     await listen(parseSpec(`unix:${path}`), { connection: (c) => c.destroy() }).then((l) => l.close()); // makes the directory
-    const evil = attacker(path, victim);
+    const evil = await attacker(path, victim);
     let refused = 0;
     let hits = 0;
     try {
-      for (let i = 0; i < 50; i++) {
+      // At least 50 tries, and more (bounded) until the attacker has won the race at least once.
+      for (let i = 0; i < 50 || (refused === 0 && i < 2000); i++) {
         try {
           const l = await listen(parseSpec(`unix:${path}`), { connection: (c) => c.destroy() }, { mode: 0o666, group: 8 });
           await l.close();
@@ -90,14 +103,17 @@ describe.skipIf(!isRoot)("as root, the socket's owner and mode are never set thr
     writeFileSync(victim, "secret\n");
     chownSync(victim, 0, 0);
     chmodSync(victim, 0o600);
-    const evil = attacker(path, victim);
+    const evil = await attacker(path, victim);
+    let swapped = 0;
     try {
-      for (let i = 0; i < 50; i++) {
+      for (let i = 0; i < 50 || (swapped === 0 && i < 2000); i++) {
         try {
           const l = await listen(parseSpec(`unix:${path}`), { connection: (c) => c.destroy() });
           try {
             chownTo(path, { user: "nobody" });
-          } catch {} // refused: the name no longer points to our socket
+          } catch {
+            swapped++; // refused: the name no longer points to our socket
+          }
           await l.close();
         } catch (e) {
           if (!(e instanceof ListenError)) throw e;

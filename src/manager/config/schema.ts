@@ -202,6 +202,17 @@ export interface MilterConfig {
    * `progress` restarts, so the MTA would otherwise wait as long as the child keeps sending them.
    */
   end_of_message_total_timeout: number;
+  /**
+   * Most modifications (replace-body excepted) this child may send for one message; beyond it the
+   * child counts as failed and gets its fallback_status. Default 10000 (plenty for adding
+   * recipients; a child gone wild cannot fill the manager's memory).
+   */
+  max_modifications: number;
+  /**
+   * Most bytes of those modifications for one message (they are kept in memory until the message
+   * ends; a replaced body goes to a temporary file and does not count). Default 1048576 (1 MiB).
+   */
+  max_modification_bytes: number;
 }
 
 
@@ -293,13 +304,15 @@ export const MILTER_DEFAULTS: Readonly<Omit<MilterConfig, "name" | "connection_s
   reading_timeout: 7,
   end_of_message_timeout: 297,
   end_of_message_total_timeout: 297,
+  max_modifications: 10000,
+  max_modification_bytes: 1048576,
 });
 
 /** Item order of a milter, as --show-config prints it. */
 export const MILTER_ITEMS: readonly (keyof MilterConfig)[] = [
   "name", "description", "connection_spec", "enabled", "fallback_status", "evaluation_mode", "applicable_conditions",
   "command", "command_options", "user_name", "connection_timeout", "writing_timeout", "reading_timeout", "end_of_message_timeout",
-  "end_of_message_total_timeout",
+  "end_of_message_total_timeout", "max_modifications", "max_modification_bytes",
 ];
 
 /** A fresh copy of the built-in default configuration (listen on inet:10025@[127.0.0.1], no children). */
@@ -452,6 +465,8 @@ const milterItems = {
   reading_timeout: positiveSeconds,
   end_of_message_timeout: positiveSeconds,
   end_of_message_total_timeout: positiveSeconds,
+  max_modifications: z.number().int().positive(),
+  max_modification_bytes: z.number().int().positive(),
 };
 
 export const MilterSchema = z.strictObject({ name: nonEmpty, ...milterItems });

@@ -14,8 +14,12 @@
 // A condition stop: the child gets ABORT and counts as accept, with no modifications.
 // After a quarantine, Postfix asks no further milter (docs/transparency.md): the remaining
 // children get ABORT. Sendmail goes on.
+// A child that sends more modifications than its caps (max_modifications, max_modification_bytes)
+// has failed its end-of-message step: it counts as its fallback_status (failures.ts) and none of
+// its modifications are applied.
 // The MTA gets one reply: the modifications (header diff against the message as it arrived,
-// change of sender, recipients, replaced body, quarantine) then the compiled answer.
+// change of sender, recipients, quarantine), the replaced body (streamed in chunk_size packets,
+// never whole in memory), then the compiled answer.
 import type { ModificationReply, ChgfromReply } from "../../milter/index.ts";
 import type { Modification } from "../../mta-side/outcome.ts";
 import { headerAddLine } from "../../runtime/statistics.ts";
@@ -40,11 +44,18 @@ export const END_OF_MESSAGE: {
 /** The message as the children change it: its headers and its body (body.ts BodyBuffer). */
 export interface EditedMessage {
   readonly headers: HeaderList;
-  readonly body: {
-    reset(): void;
-    append(chunk: Uint8Array): void;
-    chunks(size: number): Iterable<Uint8Array>;
-  };
+  readonly body: EditedBody;
+}
+
+interface EditedBody {
+  readonly size: number;
+  /** The body's last byte (undefined when empty). */
+  readonly lastByte: number | undefined;
+  reset(): void;
+  append(chunk: Uint8Array): void;
+  chunks(size: number): Iterable<Uint8Array>;
+  /** Take over a child's replacement body (its memory or its spill file; from takeReplacement). */
+  adopt(other: unknown): void;
 }
 
 /** What the modification rules read of a child. */
@@ -53,6 +64,8 @@ export interface EditingChild {
   readonly evaluation: boolean;
   /** It agreed to HDR_LEADSPC: its header values carry their leading space. */
   readonly leadingSpace: boolean;
+  /** The replacement body it streamed (its replace-body entries are then empty markers). */
+  takeReplacement?(): unknown;
 }
 
 export interface EditsEnv {
@@ -108,7 +121,6 @@ export class MessageEdits {
     const space = this.env.leadingSpace && !child.leadingSpace ? addLeadingSpace : (v: string) => v;
     // The child's first replace-body packet replaces the body, its next ones continue it; a later child starts over.
     let replacing = false;
-    let last = 0x0a;
     for (const m of mods) {
       switch (m.type) {
         case "add-header":
@@ -139,35 +151,36 @@ export class MessageEdits {
         case "replace-body":
           if (!replacing) {
             replacing = true;
-            this.message.body.reset();
             this.bodyReplaced = true;
+            // Streamed to a file as it arrived (children.ts): that file becomes the body.
+            if (child.takeReplacement) this.message.body.adopt(child.takeReplacement());
+            else this.message.body.reset();
           }
           this.message.body.append(m.chunk);
-          if (m.chunk.length > 0) last = m.chunk[m.chunk.length - 1];
           break;
         case "quarantine":
           this.quarantine = m.reason;
           break;
       }
     }
-    if (replacing) this.lineEndMissing = last !== 0x0a;
+    if (replacing) this.lineEndMissing = (this.message.body.lastByte ?? 0x0a) !== 0x0a;
   }
 
-  /** Everything the MTA must do to the message, in one list: headers, sender, recipients, body, quarantine. */
+  /** Everything the MTA must do to the message but the body, in one list: headers, sender, recipients, quarantine. */
   packets(original: readonly Header[]): ModificationReply[] {
     const out: ModificationReply[] = diffHeaders(original, this.message.headers.all);
     if (this.changeFrom) out.push(this.changeFrom);
     out.push(...this.recipients);
-    if (this.bodyReplaced) {
-      let any = false;
-      for (const chunk of this.message.body.chunks(this.env.chunkSize)) {
-        out.push({ type: "replbody", chunk });
-        any = true;
-      }
-      if (!any) out.push({ type: "replbody", chunk: new Uint8Array(0) }); // replaced by an empty body
-    }
-    if (this.quarantine !== undefined) out.push({ type: "quarantine", reason: this.quarantine }); // last before the decision
+    if (this.quarantine !== undefined) out.push({ type: "quarantine", reason: this.quarantine });
     return out;
+  }
+
+  /** The replaced body in chunk_size pieces (one empty piece for an empty body), or undefined if not replaced. */
+  replacedBodyChunks(): Iterable<Uint8Array> | undefined {
+    if (!this.bodyReplaced) return undefined;
+    const body = this.message.body;
+    const size = this.env.chunkSize;
+    return body.size === 0 ? [new Uint8Array(0)] : body.chunks(size);
   }
 
   private logHeader(child: EditingChild, name: string, value: string): void {
