@@ -5,8 +5,7 @@
 //  - a duplicate of a listening descriptor: it keeps the socket (and its queue of connections not
 //    yet accepted) alive while Bun's listener is stopped, so accepting can pause and resume;
 //  - the number of descriptors in use against RLIMIT_NOFILE.
-import { readdirSync } from "node:fs";
-import { fileDescriptorLimit } from "../runtime/limits.ts";
+import { readdirSync, readFileSync } from "node:fs";
 
 const AF_UNIX = 1;
 const SOCK_STREAM = 1;
@@ -99,6 +98,21 @@ export function duplicate(fd: number): number {
 
 export function closeDescriptor(fd: number): void {
   loadLibc().close(fd);
+}
+
+export interface FileLimit {
+  soft: number;
+  hard: number;
+}
+
+/** The open-file limit, from /proc/self/limits (no FFI needed to read it). "unlimited" = Infinity. */
+export function fileDescriptorLimit(pid: number | "self" = "self"): FileLimit {
+  const text = readFileSync(`/proc/${pid}/limits`, "latin1");
+  const line = text.split("\n").find((l) => l.startsWith("Max open files"));
+  if (!line) throw new Error(`no "Max open files" line in /proc/${pid}/limits`);
+  const [soft, hard] = line.slice("Max open files".length).trim().split(/\s+/);
+  const n = (v: string) => (v === "unlimited" ? Infinity : Number(v));
+  return { soft: n(soft), hard: n(hard) };
 }
 
 let lastLimit = Infinity;

@@ -6,7 +6,7 @@
 import { lstatSync, mkdirSync, readFileSync, unlinkSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { SocketListener, SocketOptions } from "bun";
-import { adjustOwnFile, type FileIdentity, removeIfOurs } from "../runtime/own-files.ts";
+import { adjustOwnFile, type FileIdentity, removeIfOurs } from "../fs/own-files.ts";
 import { ConnectError, connect, resolveBunAddress } from "./connect.ts";
 import { closeDescriptor, descriptorLimit, duplicate, freeDescriptors, listenUnix } from "./descriptors.ts";
 import { ConnectionError, connectionSocketHandlers, FramedConnection, type ConnectionOptions } from "./connection.ts";

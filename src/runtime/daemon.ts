@@ -6,7 +6,7 @@
  * line (or "exited before it was ready") otherwise. Also: pid files.
  */
 import { closeSync, readFileSync, unlinkSync, writeSync } from "node:fs";
-import { type FileIdentity, writeFileNoFollow } from "./own-files.ts";
+import { type FileIdentity, writeFileNoFollow } from "../fs/own-files.ts";
 
 /** Set in the environment of the re-executed child. */
 export const DAEMON_ENV = "MILTERKIT_DAEMON_CHILD";

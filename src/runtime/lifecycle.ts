@@ -30,7 +30,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { ListenError } from "../net/listener.ts";
 import { type ConnectionSpec, formatSpec, parseSpec, SpecError } from "../net/spec.ts";
-import { adjustOwnFile, type FileIdentity } from "./own-files.ts";
+import { adjustOwnFile, type FileIdentity } from "../fs/own-files.ts";
 import { detach, isDaemonChild, notifyFailure, notifyReady, PidFileError, removePidFile, writePidFile } from "./daemon.ts";
 import { humanOutput } from "./human.ts";
 import { LimitError } from "./limits.ts";

@@ -13,7 +13,6 @@
  * closed for suspend_time_on_unacceptable and admits waiting connections when
  * it looks again and finds room.
  */
-import { readFileSync } from "node:fs";
 
 export class LimitError extends Error {
   override readonly name = "LimitError";
@@ -45,20 +44,9 @@ function loadLibc(): Libc {
   return libc;
 }
 
-export interface FileLimit {
-  soft: number;
-  hard: number;
-}
-
-/** The open-file limit, from /proc/self/limits (no FFI needed to read it). "unlimited" = Infinity. */
-export function fileDescriptorLimit(pid: number | "self" = "self"): FileLimit {
-  const text = readFileSync(`/proc/${pid}/limits`, "latin1");
-  const line = text.split("\n").find((l) => l.startsWith("Max open files"));
-  if (!line) throw new LimitError(`no "Max open files" line in /proc/${pid}/limits`);
-  const [soft, hard] = line.slice("Max open files".length).trim().split(/\s+/);
-  const n = (v: string) => (v === "unlimited" ? Infinity : Number(v));
-  return { soft: n(soft), hard: n(hard) };
-}
+// Reading the limit needs only /proc, so net/ (which watches free descriptors) owns it.
+import type { FileLimit } from "../net/descriptors.ts";
+export { fileDescriptorLimit, type FileLimit } from "../net/descriptors.ts";
 
 /**
  * Set RLIMIT_NOFILE soft and hard limit to `n` (milter-manager sets both).

@@ -8,7 +8,7 @@
  * so nothing of root's group set survives the drop.
  */
 import { readFileSync } from "node:fs";
-import { adjustOwnFile } from "./own-files.ts";
+import { adjustOwnFile } from "../fs/own-files.ts";
 
 export class PrivilegeError extends Error {
   override readonly name = "PrivilegeError";

@@ -92,6 +92,8 @@ function cyclePath(graph: ImportGraph, set: string[]): string[] {
 export const LAYERS: string[][] = [
   ["version.ts"],
   ["milter"],
+  // Files made as root in a directory others may write to, handled through their descriptors.
+  ["fs"],
   ["net"],
   ["runtime"],
   // The option tables and their scanner: data for every tool's parser, below the tools.
