@@ -3,8 +3,8 @@
 // it; the Monitor (monitor.ts) is the real one, NO_EVENTS drops everything.
 import type { StageName } from "../milter/index.ts";
 
-/** How a child failed: the step outcome's failure status. */
-export type FailureKind = "timeout" | "closed" | "protocol-error" | "connection-error";
+/** How a child failed: the step outcome's failure status, or "down": not tried, it is down (rules/availability.ts). */
+export type FailureKind = "timeout" | "closed" | "protocol-error" | "connection-error" | "down";
 
 export interface ManagerEvents {
   /** A step with a child ended: its answer (decision status, or `error` for a failure) after `ms`. */

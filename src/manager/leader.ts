@@ -316,8 +316,9 @@ export class Leader implements MilterHandler {
       // Down and back are said once (above); without an availability record, every session says it.
       const level = this.env.availability ? "info" : "warning";
       this.log(level, `milter ${c.name} (${c.config.connection_spec}) is not available, counted as ${c.config.fallback_status}: ${c.failure}`);
-      this.events.childFailure(c.name, c.client.lastFailure?.status ?? "timeout", "negotiate", c.failure ?? "", c.client.lastFailure?.timer ?? (c.client.lastFailure ? undefined : "connection"));
-      this.record.opened(c.name, false, c.failure);
+      if (c.skipped) this.events.childFailure(c.name, "down", "negotiate", c.failure ?? "");
+      else this.events.childFailure(c.name, c.client.lastFailure?.status ?? "timeout", "negotiate", c.failure ?? "", c.client.lastFailure?.timer ?? (c.client.lastFailure ? undefined : "connection"));
+      this.record.opened(c.name, false, c.skipped ? undefined : c.failure);
     }
     const fatal = fatalFallback(failed.map((c) => c.config.fallback_status));
     if (fatal !== undefined) {

@@ -129,6 +129,7 @@ export class Monitor implements ManagerEvents {
     this.failures.add(`${child}\0${kind}`);
     if (kind === "timeout") this.timeouts.add(`${child}\0${timer ?? "unknown"}`);
     c.failures++;
+    if (kind === "down") return; // not tried: the last error stays the one that put it down
     c.lastError = `${kind} at ${stage}: ${detail}`;
     c.lastErrorAt = Date.now();
   }

@@ -89,12 +89,16 @@ describe("summary lines", () => {
     await eventually(() => log.lines.filter((l) => l.includes("session: ")).length === 3, 3000, "three sessions");
     expect(monitor.sessions.get("pass")).toBe(3);
     expect(monitor.messages.get("pass")).toBe(3);
-    expect(monitor.failures.get("dead\0connection-error")).toBe(3);
+    // The first session finds it unreachable; the next two count it as down without trying (rules/availability.ts).
+    expect(monitor.failures.get("dead\0connection-error")).toBe(1);
+    expect(monitor.failures.get("dead\0down")).toBe(2);
+    expect(monitor.children.get("dead")!.failures).toBe(3);
     expect(monitor.children.get("dead")!.up).toBe(false);
     expect(monitor.children.get("milter@10026")!.up).toBe(true);
     expect(monitor.answers.get("milter@10026\0end-of-message\0continue")).toBe(3);
     // down is news at info, once; the normal start is not
     expect(log.lines.filter((l) => l.includes("milter dead is down")).length).toBe(1);
+    expect(monitor.stateChanges.get("dead\0down")).toBe(1);
     expect(log.lines.some((l) => l.includes("milter milter@10026 is up"))).toBe(false);
   });
 });
