@@ -9,6 +9,12 @@ import { join } from "node:path";
 
 /** milter-manager's MAX_ON_MEMORY_BODY_SIZE. */
 export const DEFAULT_SPILL_THRESHOLD = 5 * 1024 * 1024;
+/**
+ * A big body passes through buffers that are garbage at once (socket reads, packets encoded from
+ * spill-file pieces); the collector does not count them as pressure, so without a collection every
+ * few MB tens of MB of them pile up before it runs.
+ */
+export const GC_EVERY_BYTES = 2 * 1024 * 1024;
 
 export interface BodyBufferOptions {
   /** Bytes kept in memory before the body moves to a temporary file. Default 5 MiB. */
@@ -102,6 +108,7 @@ export class BodyBuffer {
       // One buffer for the whole read: each piece is valid until the next is asked for (every
       // caller encodes it into a packet first), so a 50 MB body makes no 50 MB of garbage.
       const reused = Buffer.allocUnsafe(Math.min(size, this.total));
+      let sinceGc = 0;
       for (let pos = 0; pos < this.total; pos += size) {
         const n = Math.min(size, this.total - pos);
         const buf = reused.subarray(0, n);
@@ -112,6 +119,11 @@ export class BodyBuffer {
           got += r;
         }
         yield buf;
+        sinceGc += n;
+        if (sinceGc >= GC_EVERY_BYTES) {
+          sinceGc = 0;
+          Bun.gc(true); // each piece was encoded into a packet by the caller: garbage now
+        }
       }
       return;
     }

@@ -3,7 +3,7 @@
 // leader and the pipeline need (alive, in the transaction, processing the message, accepted
 // recipients, skip). What happens to a child when is the rule book's (rules/); Child.take carries
 // out a rule's effect, Child.decide turns a failed step into the child's fallback (rules/failures.ts).
-import { BodyBuffer, type BodyBufferOptions } from "./body.ts";
+import { BodyBuffer, type BodyBufferOptions, GC_EVERY_BYTES } from "./body.ts";
 import type { MilterConfig } from "./config/schema.ts";
 import { type ChildDecision, realStatus } from "./rules/answers.ts";
 import type { ChildEffect, ChildState } from "./rules/envelope.ts";
@@ -18,8 +18,6 @@ import {
 } from "../mta-side/index.ts";
 import type { Negotiated, OptionWords } from "../milter/index.ts";
 
-/** While a body streams through, collect the garbage its reads leave behind every this many bytes. */
-export const GC_EVERY_BYTES = 4 * 1024 * 1024;
 const REPLACEMENT_IN_MEMORY = 1024 * 1024;
 
 export class Child implements ChildView, ChildState {

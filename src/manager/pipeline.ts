@@ -193,24 +193,29 @@ export class MessagePipeline {
    */
   private *bodyChunks(): Generator<Uint8Array> {
     const size = this.env.chunkSize;
-    let last: Uint8Array | undefined;
+    const endLine = this.mta === "postfix" && this.edits.replacedBodyLacksLineEnd;
+    // A piece from the spill file is valid only until the next is asked for: the last one is known
+    // by the running total, never by holding a piece while reading the next.
+    const total = this.content.size;
+    let pos = 0;
     for (const chunk of this.content.chunks(size)) {
-      if (last) yield last;
-      last = chunk;
-    }
-    if (!(this.mta === "postfix" && this.edits.replacedBodyLacksLineEnd)) {
-      if (last) yield last;
+      pos += chunk.length;
+      if (!endLine || pos < total) {
+        yield chunk;
+        continue;
+      }
+      if (chunk.length + CRLF.length <= size) {
+        const joined = new Uint8Array(chunk.length + CRLF.length);
+        joined.set(chunk);
+        joined.set(CRLF, chunk.length);
+        yield joined;
+        return;
+      }
+      yield chunk;
+      yield CRLF;
       return;
     }
-    if (last && last.length + CRLF.length <= size) {
-      const joined = new Uint8Array(last.length + CRLF.length);
-      joined.set(last);
-      joined.set(CRLF, last.length);
-      yield joined;
-      return;
-    }
-    if (last) yield last;
-    yield CRLF;
+    if (endLine && total === 0) yield CRLF;
   }
 
   /** The message is over (answered, aborted, or the session ends): release the body's file. */

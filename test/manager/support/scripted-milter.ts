@@ -1,6 +1,7 @@
 // A child milter for the manager's scenario tests, built on src/milter-side: told what to answer at
 // each stage (a fixed reply, a function, "hang" or "close"), it records everything it receives
 // (commands with their arguments, the macros of that stage, body chunks, aborts, quits).
+import { createHash } from "node:crypto";
 import {
   type Awaitable,
   Close,
@@ -84,8 +85,15 @@ export class ScriptedMilter {
   sessions = 0;
   /** Body bytes received, all sessions. */
   bodyBytes = 0;
+  /** SHA-256 of every body byte received, all sessions (bodySha256()). */
+  private readonly bodyHash = createHash("sha256");
   script: Script;
   private server!: MilterServer;
+
+  /** Hex SHA-256 of the body bytes received so far, all sessions. */
+  bodySha256(): string {
+    return this.bodyHash.copy().digest("hex");
+  }
 
   constructor(script: Script = {}) {
     this.script = script;
@@ -211,6 +219,7 @@ export class ScriptedMilter {
       },
       body: (cmd) => {
         this.bodyBytes += cmd.chunk.length;
+        this.bodyHash.update(cmd.chunk);
         this.record(ctx, session, "body", this.script.recordBody === false ? {} : { chunk: Buffer.from(cmd.chunk).toString("latin1") });
         return answer("body", this.script.body, cmd);
       },
