@@ -33,15 +33,17 @@ async function withRawChild(onCommand: NonNullable<ScriptOptions["onCommand"]>, 
 }
 
 describe("a child's reply cannot be stretched", () => {
-  test("a connect reply dripped one byte every 150 ms: temporary-failure after reading_timeout (0.4 s), not the late continue", async () => {
+  // Bounds are several times the timeout (timers fire late under load), far below the whole drip.
+  test("a connect reply dripped one byte every 150 ms: temporary-failure after reading_timeout (0.4 s), not the late reject", async () => {
+    // 37 bytes: 5.5 s for the whole reply.
     const setupDone = await withRawChild(
-      (cmd, session) => (cmd.type === "connect" ? drip(session, encodeReplies([{ type: "continue" }]), 150) : "default"),
+      (cmd, session) => (cmd.type === "connect" ? drip(session, encodeReplies([{ type: "replycode", text: "550 5.7.1 sent one byte at a time" }]), 150) : "default"),
       { reading_timeout: 0.4 },
     );
     const mta = await setupDone.mta();
     const t0 = Date.now();
     expectStatus(await SESSION.connect(mta), "temporary-failure");
-    expect(Date.now() - t0).toBeLessThan(700);
+    expect(Date.now() - t0).toBeLessThan(2000);
   });
 
   test("an end-of-message reply dripped one byte every 100 ms: fallback after end_of_message_timeout (0.4 s)", async () => {
@@ -52,14 +54,14 @@ describe("a child's reply cannot be stretched", () => {
     const t0 = Date.now();
     const o = await SESSION.endOfMessage(mta);
     expectStatus(o, "temporary-failure");
-    expect(Date.now() - t0).toBeLessThan(1500);
+    expect(Date.now() - t0).toBeLessThan(2000); // the whole reply takes 3.5 s
     expect(o.ok && o.modifications).toEqual([]);
   });
 
   test("`p` every 100 ms at RCPT: a protocol error, fallback at once, nothing swallowed", async () => {
     const setupDone = await withRawChild(async (cmd, session) => {
       if (cmd.type !== "rcpt") return "default";
-      for (let i = 0; i < 30 && !session.closed; i++) {
+      for (let i = 0; i < 60 && !session.closed; i++) { // 6 s if each `p` restarted the 2 s timer
         session.write([{ type: "progress" }]);
         await Bun.sleep(100);
       }
@@ -69,7 +71,7 @@ describe("a child's reply cannot be stretched", () => {
     await chain(mta, "envelopeFrom");
     const t0 = Date.now();
     expectStatus(await SESSION.envelopeRecipient(mta), "temporary-failure");
-    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(Date.now() - t0).toBeLessThan(2000);
   });
 
   test("`p` every 100 ms at end-of-message: forwarded to the MTA, extends the wait, but not beyond end_of_message_total_timeout", async () => {
@@ -89,7 +91,7 @@ describe("a child's reply cannot be stretched", () => {
     const took = Date.now() - t0;
     expectStatus(o, "temporary-failure");
     expect(took).toBeGreaterThanOrEqual(1100); // progress kept it past the 0.3 s end_of_message_timeout
-    expect(took).toBeLessThan(2500); // the total ended it
+    expect(took).toBeLessThan(5000); // the total ended it (unbounded: 10 s of `p`)
     expect(progress).toBeGreaterThan(5);
   });
 });
