@@ -43,7 +43,8 @@ const tool: Tool = {
       throw e;
     }
     if (opts.showConfig) {
-      process.stdout.write(formatConfigToml(loaded));
+      const { privilegeProblems } = await import("../manager/daemon/run.ts");
+      process.stdout.write(formatConfigToml({ ...loaded, warnings: [...loaded.warnings, ...privilegeProblems(loaded)] }));
       return 0;
     }
     if (opts.check) {

@@ -21,10 +21,11 @@ import { type Controller, startController } from "../controller/server.ts";
 import { Monitor, type MonitorInfo } from "../monitor.ts";
 import { ListenError } from "../../net/listener.ts";
 import { formatSpec, parseSpec, SpecError } from "../../net/spec.ts";
-import { ensureDirectory, runService, type ServiceContext, StartError } from "../../runtime/lifecycle.ts";
+import { effectiveIdentity, ensureDirectory, runService, type ServiceContext, StartError } from "../../runtime/lifecycle.ts";
 import { ConnectionGate, setFileDescriptorLimit } from "../../runtime/limits.ts";
 import { parseLogLevel } from "../../runtime/log.ts";
-import { isRoot } from "../../runtime/privilege.ts";
+import { isRoot, lookupGroup, lookupUser } from "../../runtime/privilege.ts";
+import { accessProblems, type Target } from "../../runtime/access.ts";
 import { VERSION } from "../../version.ts";
 
 export const PROG = "milter-manager";
@@ -121,6 +122,31 @@ export function describeMilters(config: ManagerConfig): string {
   return `milters ${enabled.map((m) => `${m.name} (${m.connection_spec})`).join(", ")}`;
 }
 
+/** What `who` (the user root switches to) will not be able to do with this configuration's files. */
+function afterDropProblems(config: ManagerConfig, files: string[], who: Target): string[] {
+  const spec = parseSpec(config.manager.connection_spec, { allowPortZero: true });
+  const socket = spec.kind === "unix" && config.manager.remove_unix_socket_on_close ? [spec.path] : [];
+  const logPath = config.log.path && config.log.path !== "-" ? [config.log.path] : [];
+  return accessProblems(who, { read: files, remove: [...socket, ...(config.manager.pid_file ? [config.manager.pid_file] : [])], reopen: logPath });
+}
+
+/**
+ * For --show-config: the same problems for the user a start as root would switch to (nothing when
+ * not root, or when that user is unknown: the start says so).
+ */
+export function privilegeProblems(loaded: LoadedConfig): string[] {
+  const { config } = loaded;
+  const asked = effectiveIdentity({ user: config.security.effective_user ?? undefined, group: config.security.effective_group ?? undefined }, "nobody");
+  if (asked.user === undefined) return [];
+  try {
+    const u = lookupUser(asked.user);
+    const gid = asked.group !== undefined ? lookupGroup(asked.group) : u.gid;
+    return afterDropProblems(config, loaded.files, { name: u.name, uid: u.uid, gid });
+  } catch {
+    return [];
+  }
+}
+
 /**
  * Run the manager (foreground, daemon, worker or worker supervisor) through the service lifecycle
  * (runtime/lifecycle.ts). Returns an exit status on a start-up failure (or 0 in the process that
@@ -177,6 +203,8 @@ export async function runManager(startup: ManagerStartup): Promise<number | unde
         ctx.say("warning", `not started as root: security.effective_user/effective_group are ignored (running as uid ${process.getuid?.()})`);
       }
     },
+    // As root, just before the switch: what the user we become will not be able to do later.
+    checks: [(ctx) => (ctx.owner ? afterDropProblems(config, startup.loaded.files, { name: ctx.identity.user ?? String(ctx.owner.uid), ...ctx.owner }) : [])],
     // The launcher must be started while we are root; it serves the engine's negotiations.
     beforeListen(ctx) {
       const spec = parseSpec(config.manager.connection_spec, { allowPortZero: true });
