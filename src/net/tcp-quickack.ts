@@ -10,6 +10,8 @@
  * Bun's Socket has an `fd` getter (not in bun-types) on accepted and outgoing sockets alike.
  */
 
+import { address, libc } from "./libc.ts";
+
 const IPPROTO_TCP = 6;
 const TCP_QUICKACK = 12;
 
@@ -31,14 +33,9 @@ function fail(why: string): -1 {
 
 function load(): SetSockOpt | null {
   try {
-    // Loaded lazily: tools and services on unix sockets never pay for it.
-    const { dlopen, FFIType, ptr } = require("bun:ffi") as typeof import("bun:ffi");
-    const lib = dlopen("libc.so.6", {
-      setsockopt: { args: [FFIType.i32, FFIType.i32, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
-    });
     one = new Int32Array([1]); // kept referenced: its address is passed on every call
-    onePtr = ptr(one);
-    return lib.symbols.setsockopt as unknown as SetSockOpt;
+    onePtr = address(one);
+    return libc().setsockopt as unknown as SetSockOpt;
   } catch (e) {
     fail(`bun:ffi setsockopt unavailable: ${(e as Error)?.message ?? e}`);
     return null;

@@ -4,6 +4,8 @@
  * full receiver drops the datagram (send returns false) instead of stalling the event loop.
  */
 
+import { AF_UNIX, address, errno, libc, unixAddress } from "../net/libc.ts";
+
 export class DatagramError extends Error {
   override readonly name = "DatagramError";
 }
@@ -14,27 +16,6 @@ export interface UnixDatagram {
   close(): void;
 }
 
-let libcCache: ReturnType<typeof loadLibc> | undefined;
-
-function loadLibc() {
-  // Loaded lazily: tools that never send a datagram do not pay for it.
-  const { dlopen, FFIType } = require("bun:ffi") as typeof import("bun:ffi");
-  return dlopen("libc.so.6", {
-    socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-    connect: { args: [FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
-    send: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32], returns: FFIType.i64 },
-    close: { args: [FFIType.i32], returns: FFIType.i32 },
-    clock_gettime: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
-    __errno_location: { args: [], returns: FFIType.ptr },
-  });
-}
-
-function libc() {
-  libcCache ??= loadLibc();
-  return libcCache.symbols;
-}
-
-const AF_UNIX = 1;
 const SOCK_DGRAM = 2;
 const SOCK_NONBLOCK = 0o4000;
 const SOCK_CLOEXEC = 0o2000000;
@@ -50,20 +31,14 @@ const CLOCK_MONOTONIC = 1;
  */
 export function unixDatagram(path: string, o: { reconnect?: boolean } = {}): UnixDatagram {
   const c = libc();
-  const { ptr, read } = require("bun:ffi") as typeof import("bun:ffi");
-  const errno = () => read.i32(c.__errno_location()!, 0);
   const abstract = path.startsWith("@");
-  const name = Buffer.from(abstract ? path.slice(1) : path);
-  if (name.length > 107) throw new DatagramError(`socket path too long: ${path}`);
-  const addr = new Uint8Array(110);
-  new DataView(addr.buffer).setUint16(0, AF_UNIX, true);
-  addr.set(name, abstract ? 3 : 2); // abstract: a NUL first, and no NUL at the end
-  const addrLen = abstract ? 3 + name.length : 2 + name.length + 1;
+  const sa = unixAddress(abstract ? path.slice(1) : path, abstract);
+  if (!sa) throw new DatagramError(`socket path too long: ${path}`);
   let fd = -1;
   const open = (): void => {
     fd = c.socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) throw new DatagramError(`socket(AF_UNIX, SOCK_DGRAM) failed: errno ${errno()}`);
-    if (c.connect(fd, ptr(addr), addrLen) !== 0) {
+    if (c.connect(fd, address(sa.addr), sa.len) !== 0) {
       const e = errno();
       c.close(fd);
       fd = -1;
@@ -74,7 +49,7 @@ export function unixDatagram(path: string, o: { reconnect?: boolean } = {}): Uni
   return {
     send(datagram) {
       if (fd < 0 || datagram.length === 0) return false;
-      let n = Number(c.send(fd, ptr(datagram), datagram.length, MSG_NOSIGNAL));
+      let n = Number(c.send(fd, address(datagram), datagram.length, MSG_NOSIGNAL));
       if (n < 0) {
         const e = errno();
         if (!o.reconnect || (e !== ECONNREFUSED && e !== ENOTCONN)) return false; // EAGAIN etc.: dropped
@@ -84,7 +59,7 @@ export function unixDatagram(path: string, o: { reconnect?: boolean } = {}): Uni
         } catch {
           return false;
         }
-        n = Number(c.send(fd, ptr(datagram), datagram.length, MSG_NOSIGNAL));
+        n = Number(c.send(fd, address(datagram), datagram.length, MSG_NOSIGNAL));
       }
       return n === datagram.length;
     },
@@ -97,8 +72,7 @@ export function unixDatagram(path: string, o: { reconnect?: boolean } = {}): Uni
 
 /** CLOCK_MONOTONIC in microseconds (systemd's MONOTONIC_USEC). */
 export function monotonicMicroseconds(): bigint {
-  const { ptr } = require("bun:ffi") as typeof import("bun:ffi");
   const ts = new BigInt64Array(2);
-  if (libc().clock_gettime(CLOCK_MONOTONIC, ptr(ts)) !== 0) throw new DatagramError("clock_gettime(CLOCK_MONOTONIC) failed");
+  if (libc().clock_gettime(CLOCK_MONOTONIC, address(ts)) !== 0) throw new DatagramError("clock_gettime(CLOCK_MONOTONIC) failed");
   return ts[0] * 1_000_000n + ts[1] / 1000n;
 }

@@ -21,31 +21,9 @@ export class LimitError extends Error {
 const RLIMIT_NOFILE = 7;
 const ERRNO_NAMES: Record<number, string> = { 1: "EPERM: operation not permitted", 22: "EINVAL: invalid argument" };
 
-interface Libc {
-  getrlimit(resource: number, p: Uint8Array): number;
-  setrlimit(resource: number, p: Uint8Array): number;
-  errno(): number;
-}
-let libc: Libc | undefined;
-
-function loadLibc(): Libc {
-  if (libc) return libc;
-  const { dlopen, FFIType, ptr, read } = require("bun:ffi") as typeof import("bun:ffi");
-  const lib = dlopen("libc.so.6", {
-    getrlimit: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
-    setrlimit: { args: [FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
-    __errno_location: { args: [], returns: FFIType.ptr },
-  });
-  libc = {
-    getrlimit: (r, p) => lib.symbols.getrlimit(r, ptr(p)),
-    setrlimit: (r, p) => lib.symbols.setrlimit(r, ptr(p)),
-    errno: () => read.i32(lib.symbols.__errno_location()!, 0),
-  };
-  return libc;
-}
-
 // Reading the limit needs only /proc, so net/ (which watches free descriptors) owns it.
 import type { FileLimit } from "../net/descriptors.ts";
+import { address, errno, libc } from "../net/libc.ts";
 export { fileDescriptorLimit, type FileLimit } from "../net/descriptors.ts";
 
 /**
@@ -56,17 +34,17 @@ export { fileDescriptorLimit, type FileLimit } from "../net/descriptors.ts";
  */
 export function setFileDescriptorLimit(n: number): FileLimit & { partial: boolean } {
   if (!Number.isInteger(n) || n <= 0) throw new LimitError(`max_file_descriptors must be a positive integer (got ${n})`);
-  const c = loadLibc();
+  const c = libc();
   const buf = new Uint8Array(16);
   const view = new DataView(buf.buffer);
   const set = (soft: bigint, hard: bigint): number => {
     view.setBigUint64(0, soft, true);
     view.setBigUint64(8, hard, true);
-    return c.setrlimit(RLIMIT_NOFILE, buf) === 0 ? 0 : c.errno();
+    return c.setrlimit(RLIMIT_NOFILE, address(buf)) === 0 ? 0 : errno();
   };
   const err = set(BigInt(n), BigInt(n));
   if (err === 0) return { soft: n, hard: n, partial: false };
-  if (c.getrlimit(RLIMIT_NOFILE, buf) !== 0) throw new LimitError(`getrlimit(RLIMIT_NOFILE) failed: errno ${c.errno()}`);
+  if (c.getrlimit(RLIMIT_NOFILE, address(buf)) !== 0) throw new LimitError(`getrlimit(RLIMIT_NOFILE) failed: errno ${errno()}`);
   const hard = view.getBigUint64(8, true);
   const soft = BigInt(n) < hard ? BigInt(n) : hard;
   const err2 = set(soft, hard);
