@@ -2,7 +2,7 @@
 // as manager.connection_spec): /metrics (Prometheus text), /status (JSON), / (the status page,
 // shipped inside the binary). Local only by default: an inet spec without a host binds the
 // loopback address, not every address; a unix socket gets controller.unix_socket_mode (0660).
-import { chmodSync, chownSync, statSync, unlinkSync } from "node:fs";
+import { adjustOwnFile, type FileIdentity, removeIfOurs } from "../../fs/own-files.ts";
 import { prepareUnixPath, ListenError, resolveGroup } from "../../net/listener.ts";
 import { type ConnectionSpec, parseSpec } from "../../net/spec.ts";
 import type { Monitor } from "../monitor.ts";
@@ -22,6 +22,8 @@ export interface Controller {
   readonly spec: ConnectionSpec;
   /** http://host:port for inet; undefined for a unix socket. */
   readonly url: string | undefined;
+  /** The unix socket file as bound, for changing it later through its descriptor (fs/own-files.ts). */
+  readonly identity?: FileIdentity;
   close(): void;
 }
 
@@ -59,11 +61,11 @@ export async function startController(specText: string, monitor: Monitor, o: Con
     } finally {
       process.umask(oldMask);
     }
-    let inode: number;
+    let identity: FileIdentity;
     try {
-      chmodSync(spec.path, mode);
-      if (o.group) chownSync(spec.path, statSync(spec.path).uid, resolveGroup(o.group, spec));
-      inode = statSync(spec.path).ino;
+      // Through a descriptor of the socket file, never by name: the directory may be writable by
+      // the user we become, who could swap the name for a symlink (as net/listener.ts does).
+      identity = adjustOwnFile(spec.path, { kind: "socket", mode, gid: o.group ? resolveGroup(o.group, spec) : undefined });
     } catch (e) {
       server.stop(true);
       if (e instanceof ListenError) throw e;
@@ -72,12 +74,10 @@ export async function startController(specText: string, monitor: Monitor, o: Con
     return {
       spec,
       url: undefined,
+      identity,
       close() {
         server.stop(true);
-        if (o.removeOnClose === false) return;
-        try {
-          if (statSync(spec.path).ino === inode) unlinkSync(spec.path); // ours and still there
-        } catch {}
+        if (o.removeOnClose !== false) removeIfOurs(spec.path, identity); // ours and still there
       },
     };
   }

@@ -9,7 +9,7 @@
 //                   with theirs; a broken configuration is logged and the old one kept
 //   SIGTERM/SIGINT  the gate stops admitting, sessions in flight get STOP_GRACE_MS, launcher closed
 import { connectionTimeoutWarning } from "../rules/availability.ts";
-import { chownSync } from "node:fs";
+import { adjustOwnFile } from "../../fs/own-files.ts";
 import { dirname, resolve } from "node:path";
 import type { LoadedConfig } from "../config/load.ts";
 import type { ManagerConfig } from "../config/schema.ts";
@@ -107,10 +107,13 @@ async function openController(config: ManagerConfig, monitor: Monitor, ctx: Serv
     if (e instanceof ListenError || e instanceof SpecError) throw new StartError(`controller: ${e.message}`);
     throw e;
   }
-  if (controller.spec.kind === "unix" && ctx.owner) {
+  if (controller.spec.kind === "unix" && ctx.owner && controller.identity) {
     try {
-      chownSync(controller.spec.path, ctx.owner.uid, -1); // so the user we become can remove it
-    } catch {}
+      // so the user we become can remove it; through the socket's descriptor, never by name
+      adjustOwnFile(controller.spec.path, { kind: "socket", identity: controller.identity, uid: ctx.owner.uid });
+    } catch (e) {
+      ctx.say("warning", `controller: cannot hand ${controller.spec.path} to uid ${ctx.owner.uid}: ${(e as Error).message}`);
+    }
   }
   ctx.say("message", `controller (metrics, status) on ${controller.url ?? formatSpec(controller.spec)}`);
   return controller;
