@@ -175,7 +175,12 @@ export async function listen(spec: ConnectionSpec, handlers: ListenHandlers, opt
       this.estimate = free;
       this.reserve = reserve;
       if (!this.paused) {
-        if (free >= reserve) return;
+        if (free >= reserve) {
+          // Look again in a second: descriptors also go to what is not accepted here (the
+          // manager's child connections), which the estimate does not count.
+          this.schedule(WATCH_MS);
+          return;
+        }
         this.paused = true;
         server?.stop(false);
         server = undefined;
@@ -203,7 +208,6 @@ export async function listen(spec: ConnectionSpec, handlers: ListenHandlers, opt
       if (!this.paused) this.timer.unref?.(); // while paused, this timer is what keeps the server alive
     },
   };
-  watch.schedule(WATCH_MS);
   watch.check();
 
   return {
