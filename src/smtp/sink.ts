@@ -3,8 +3,9 @@
 // speed: all replies to one received chunk go out in one write; the DATA
 // terminator is found with indexOf, no per-line work inside a message.
 import type { Socket, SocketHandler, TCPSocketListener, UnixSocketListener } from "bun";
-import { appendFileSync, chownSync, existsSync, lstatSync, mkdirSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, lstatSync, mkdirSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { adjustOwnFile } from "../fs/own-files.ts";
 import { isRoot, lookupUser } from "../runtime/privilege.ts";
 import { formatDump, unstuff } from "./dump.ts";
 import type { SinkOptions } from "./sink-options.ts";
@@ -190,7 +191,13 @@ export class SmtpSink {
     // As root with -u, the directory is the user's: it writes there after the privilege drop.
     if (this.o.user !== undefined && isRoot()) {
       const u = lookupUser(this.o.user);
-      chownSync(dir, u.uid, u.gid);
+      // Through a descriptor of the directory just made, never by name (a swapped-in symlink
+      // would hand its target to the user).
+      try {
+        adjustOwnFile(dir, { kind: "directory", uid: u.uid, gid: u.gid });
+      } catch (e) {
+        throw new SinkError(`dump directory ${dir}: ${(e as Error).message}`);
+      }
     }
   }
 
