@@ -3,7 +3,7 @@
 // executed — with one line naming the file and its mode or owner; strict_modes = false, set in a
 // file that passes the check, turns the refusal into warnings.
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, loadEffectiveConfig } from "../../src/manager/config/load.ts";
@@ -69,6 +69,24 @@ describe("strict_modes (default true)", () => {
     // The directory fixed, the foreign file is still refused by its owner.
     chmodSync(confD, 0o755);
     expect(await refusal(loadEffectiveConfig({ kind: "dir", dir, explicit: true }))).toContain(`file ${foreign} belongs to uid 65534`);
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  test("a .ts file linked from a safe conf.d into a group-writable directory is refused and not executed", async () => {
+    const marker = join(root, "marker3");
+    const dir = confDir({ name: "milterkit.config.json", text: "{}" });
+    const confD = join(dir, "conf.d");
+    mkdirSync(confD, { mode: 0o755 });
+    chmodSync(confD, 0o755);
+    const elsewhere = join(root, `shared${n}`);
+    mkdirSync(elsewhere);
+    chmodSync(elsewhere, 0o775);
+    const target = join(elsewhere, "50-linked.ts");
+    writeFileSync(target, markingTs(marker));
+    chmodSync(target, 0o644);
+    symlinkSync(target, join(confD, "50-linked.ts"));
+    const text = await refusal(loadEffectiveConfig({ kind: "dir", dir, explicit: true }));
+    expect(text).toContain(`directory ${elsewhere} can be written by its group (mode 0775)`);
     expect(existsSync(marker)).toBe(false);
   });
 

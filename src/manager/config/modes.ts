@@ -1,7 +1,7 @@
 // Who may have written the configuration (security.strict_modes, as sshd's StrictModes): the manager
 // starts as root and a .ts/.js configuration is executed, so a file or directory that another user
 // can write is as good as that user running code as root. Looked at before anything is read.
-import { statSync } from "node:fs";
+import { realpathSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 
 export interface ModeCheck {
@@ -49,8 +49,19 @@ export function checkModes(files: readonly string[], dirs: readonly string[]): M
   for (const d of dirs) allSafe = look(d, "directory") && allSafe;
   const unsafe = new Set<string>();
   for (const f of files) {
-    const dirOk = look(dirname(f), "directory");
+    // A symlink is looked at where it points too: the file is read from the target's directory,
+    // which may be writable by others although the link's is not.
+    const real = realPath(f);
+    const dirOk = look(dirname(f), "directory") && (real === f || look(dirname(real), "directory"));
     if (!look(f, "file") || !dirOk || !allSafe) unsafe.add(f);
   }
   return { problems, unsafe };
+}
+
+function realPath(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path; // missing: reading it says so
+  }
 }
