@@ -162,7 +162,9 @@ export class SmtpSink {
         this.listener = Bun.listen<Conn>({ unix: l.path, socket: handlers });
       } else {
         const host = l.host !== "" ? l.host : o.family === 4 ? "0.0.0.0" : "::";
-        this.listener = Bun.listen<Conn>({ hostname: host, port: l.port, socket: handlers });
+        // -6: IPv6 only, as --help says (a "::" socket takes IPv4 too unless told not to).
+        const ipv6Only = { ipv6Only: o.family === 6 }; // Bun's option, missing from bun-types
+        this.listener = Bun.listen<Conn>({ hostname: host, port: l.port, socket: handlers, ...ipv6Only });
       }
     } catch (e: any) {
       const where = l.kind === "unix" ? l.path : `${l.host}:${l.port}`;

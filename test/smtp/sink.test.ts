@@ -291,6 +291,24 @@ describe("smtp-sink CLI", () => {
     }
   });
 
+  test("-6 with an empty host: IPv6 only, an IPv4 connection is refused", async () => {
+    const p = Bun.spawn([process.execPath, join(import.meta.dir, "../../src/main.ts"), "smtp-sink", "-6", ":0", "10"], { stdout: "pipe", stderr: "pipe" });
+    try {
+      const { value } = await p.stdout.getReader().read();
+      const m = /^listening on .*:(\d+)\n/.exec(new TextDecoder().decode(value));
+      expect(m).not.toBeNull();
+      const port = Number(m![1]);
+      const attempt = (hostname: string) =>
+        new Promise<boolean>((resolve) => {
+          Bun.connect({ hostname, port, socket: { open(s) { s.end(); resolve(true); }, data() {}, connectError() { resolve(false); } } }).catch(() => resolve(false));
+        });
+      expect(await attempt("::1")).toBe(true);
+      expect(await attempt("127.0.0.1")).toBe(false);
+    } finally {
+      p.kill("SIGKILL");
+    }
+  });
+
   test("port 0 prints the port; SIGTERM prints the summary and exits 0", async () => {
     const p = Bun.spawn([process.execPath, join(import.meta.dir, "../../src/main.ts"), "smtp-sink", "127.0.0.1:0", "10"], { stdout: "pipe", stderr: "pipe" });
     try {
