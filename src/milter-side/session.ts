@@ -257,9 +257,7 @@ export class MilterSession implements SessionContext {
 
   // ---- input ----
 
-  private packetsIn = 0;
   private readonly onPacket = (code: number, payload: Buffer): void => {
-    this.packetsIn++;
     const cmd = decodeCommand(code, payload);
     this.lastRead = cmd.type;
     this.queue.push({ kind: "cmd", cmd });
@@ -267,14 +265,14 @@ export class MilterSession implements SessionContext {
 
   private onData(chunk: Uint8Array): void {
     if (this.readFailed || this.ending) return;
-    this.lastRead = undefined;
+    this.lastRead = undefined; // set again by each whole packet read
     // Only whole packets count as activity: bytes that trickle in do not extend any deadline.
-    const before = this.packetsIn;
     try {
       this.reader.push(chunk, this.onPacket);
-      if (this.packetsIn !== before) this.lastActive = Date.now();
+      const packets = this.lastRead !== undefined;
+      if (packets) this.lastActive = Date.now();
       if (this.reader.buffered === 0) this.partialSince = 0;
-      else if (this.partialSince === 0 || this.packetsIn !== before) {
+      else if (this.partialSince === 0 || packets) {
         this.partialSince = Date.now();
         this.armIdle();
       }
@@ -835,17 +833,34 @@ export class MilterSession implements SessionContext {
     this.idleTimer.unref?.();
   }
 
-  /** The earliest deadline for the MTA: to negotiate, to finish a started packet, to send the next command. */
-  private nextDeadline(): { at: number; what: string } | undefined {
+  /**
+   * The earliest deadline for the MTA: to negotiate, to finish a started packet, to send the next
+   * command. Asked on every read that ends inside a packet, so its text is made only when it passed.
+   */
+  private nextDeadline(): { at: number; kind: "negotiation" | "packet" | "idle" } | undefined {
     const s = this.settings;
-    let best: { at: number; what: string } | undefined;
-    const consider = (ms: number, from: number, what: string) => {
-      if (ms > 0 && (best === undefined || from + ms < best.at)) best = { at: from + ms, what };
-    };
-    if (this.offer === undefined) consider(s.negotiationTimeoutMs, this.startedAt, `the MTA did not negotiate within ${s.negotiationTimeoutMs} ms`);
-    if (this.partialSince > 0) consider(s.packetTimeoutMs, this.partialSince, `the MTA did not finish a started packet within ${s.packetTimeoutMs} ms (${this.reader.buffered} bytes received)`);
-    consider(s.idleTimeoutMs, this.lastActive, `no command from the MTA for ${s.idleTimeoutMs} ms`);
-    return best;
+    let at = Infinity;
+    let kind: "negotiation" | "packet" | "idle" = "idle";
+    if (this.offer === undefined && s.negotiationTimeoutMs > 0) {
+      at = this.startedAt + s.negotiationTimeoutMs;
+      kind = "negotiation";
+    }
+    if (this.partialSince > 0 && s.packetTimeoutMs > 0 && this.partialSince + s.packetTimeoutMs < at) {
+      at = this.partialSince + s.packetTimeoutMs;
+      kind = "packet";
+    }
+    if (s.idleTimeoutMs > 0 && this.lastActive + s.idleTimeoutMs < at) {
+      at = this.lastActive + s.idleTimeoutMs;
+      kind = "idle";
+    }
+    return at === Infinity ? undefined : { at, kind };
+  }
+
+  private deadlineText(kind: "negotiation" | "packet" | "idle"): string {
+    const s = this.settings;
+    if (kind === "negotiation") return `the MTA did not negotiate within ${s.negotiationTimeoutMs} ms`;
+    if (kind === "packet") return `the MTA did not finish a started packet within ${s.packetTimeoutMs} ms (${this.reader.buffered} bytes received)`;
+    return `no command from the MTA for ${s.idleTimeoutMs} ms`;
   }
 
   private readonly onIdleTimer = (): void => {
@@ -861,7 +876,7 @@ export class MilterSession implements SessionContext {
     const next = this.nextDeadline();
     if (next === undefined) return;
     if (next.at > Date.now()) return this.armIdle();
-    this.queue.push({ kind: "end", end: { reason: "timeout", error: new MilterSessionError("timeout", this.id, this.peer, next.what) } });
+    this.queue.push({ kind: "end", end: { reason: "timeout", error: new MilterSessionError("timeout", this.id, this.peer, this.deadlineText(next.kind)) } });
     this.pump();
   };
 }
