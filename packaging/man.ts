@@ -5,6 +5,8 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type OptionDef, OPTION_TABLES, type ToolOptions } from "../src/cli/options/index.ts";
 import { INSTALL_LINKS_TABLE } from "../src/cli/options/install-links.ts";
+import { linkName } from "../src/cli/install-links.ts";
+import { TOOLS, type ToolName } from "../src/cli/tools.ts";
 import { ConfigFileSchema, defaultConfig, MILTER_DEFAULTS } from "../src/manager/config/schema.ts";
 import { VERSION } from "../src/version.ts";
 
@@ -17,13 +19,9 @@ export interface ManPage {
 }
 
 /** The name each tool is installed under (Postfix keeps smtp-source and smtp-sink). */
-export const INSTALLED_NAMES: Readonly<Record<string, string>> = {
-  "manager": "milter-manager",
-  "test-client": "milter-test-client",
-  "test-server": "milter-test-server",
-  "smtp-source": "milterkit-smtp-source",
-  "smtp-sink": "milterkit-smtp-sink",
-};
+export const INSTALLED_NAMES: Readonly<Record<string, string>> = Object.fromEntries(
+  (Object.keys(TOOLS) as ToolName[]).map((tool) => [tool, linkName(tool)]),
+);
 
 const SECTIONS: Readonly<Record<string, 1 | 8>> = { "manager": 8 };
 

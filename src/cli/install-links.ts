@@ -11,9 +11,13 @@ const POSTFIX_NAMED: readonly ToolName[] = ["smtp-source", "smtp-sink"];
 
 /** The link names: milter-manager, ..., and milterkit-smtp-source/-sink (smtp-source/-sink with `postfixNames`). */
 export function linkNames(opts: { postfixNames?: boolean } = {}): string[] {
-  return (Object.entries(TOOLS) as [ToolName, (typeof TOOLS)[ToolName]][]).map(([tool, t]) =>
-    POSTFIX_NAMED.includes(tool) && !opts.postfixNames ? `milterkit-${t.link}` : t.link,
-  );
+  return (Object.keys(TOOLS) as ToolName[]).map((tool) => linkName(tool, opts));
+}
+
+/** The name one tool is installed under: milter-manager, ..., milterkit-smtp-source. */
+export function linkName(tool: ToolName, opts: { postfixNames?: boolean } = {}): string {
+  const link = TOOLS[tool].link;
+  return POSTFIX_NAMED.includes(tool) && !opts.postfixNames ? `milterkit-${link}` : link;
 }
 
 /** Create (or refresh) DIR/<tool link> -> target. A non-link file in the way is never replaced. */
