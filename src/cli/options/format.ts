@@ -93,6 +93,9 @@ export function spellings(t: Pick<ToolOptions, "options" | "negatableFlags">): M
   return out;
 }
 
+/** The section helpOptions() puts its options in. */
+export const HELP_SECTION = { id: "help", title: "Help" } as const;
+
 /** The help options of every tool: --help and -? (and -h, unless the tool's -h is another option), --version. */
 export function helpOptions(o: { h: boolean }): OptionDef[] {
   return [

@@ -1,6 +1,6 @@
 // `milterkit install-links`'s options. Postfix ships its own smtp-source and smtp-sink (in
 // /usr/sbin on Debian): ours are linked as milterkit-smtp-source/-sink unless asked for.
-import { helpOptions, type ToolOptions } from "./format.ts";
+import { HELP_SECTION, helpOptions, type ToolOptions } from "./format.ts";
 
 export const INSTALL_LINKS_TABLE: ToolOptions = {
   tool: "install-links",
@@ -14,7 +14,7 @@ export const INSTALL_LINKS_TABLE: ToolOptions = {
   ],
   sections: [
     { id: "links", title: "Links" },
-    { id: "help", title: "Help" },
+    HELP_SECTION,
   ],
   operands: [{ name: "DIRECTORY", description: "Where the links go, e.g. /usr/local/bin" }],
   options: [

@@ -1,7 +1,7 @@
 // milter-manager's options: the shared daemon options, each overriding a configuration item,
 // then the manager's own (configuration source, --show-config).
 import { DAEMON_OPTIONS, DAEMON_SECTIONS } from "./daemon.ts";
-import { helpOptions, type OptionDef, type ToolOptions } from "./format.ts";
+import { HELP_SECTION, helpOptions, type OptionDef, type ToolOptions } from "./format.ts";
 
 /** The configuration item each daemon option overrides. */
 const ITEMS: Record<string, string> = {
@@ -46,7 +46,7 @@ export const MANAGER_TABLE: ToolOptions = {
   sections: [
     { id: "config", title: "Configuration" },
     ...DAEMON_SECTIONS,
-    { id: "help", title: "Help" },
+    HELP_SECTION,
   ],
   options: [
     {

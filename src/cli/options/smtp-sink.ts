@@ -1,8 +1,6 @@
 // smtp-sink's options: Postfix's letters (each also has a long name) plus milterkit's own.
-import { helpOptions, type OptionDef, type ToolOptions } from "./format.ts";
-
-const flag = (short: string, long: string, description: string, more: Partial<OptionDef> = {}): OptionDef => ({ long, short, section: "postfix", description, ...more });
-const value = (short: string, long: string, valueName: string, description: string, more: Partial<OptionDef> = {}): OptionDef => ({ long, short, value: "required", valueName, section: "postfix", description, ...more });
+import { helpOptions, type ToolOptions } from "./format.ts";
+import { flag, POSTFIX_SECTIONS, value } from "./postfix.ts";
 
 export const SMTP_SINK_TABLE: ToolOptions = {
   tool: "smtp-sink",
@@ -19,11 +17,7 @@ export const SMTP_SINK_TABLE: ToolOptions = {
     "Command lists (-f -q -Q -r -W) take SMTP verbs, '.' (end of data) and CONNECT (the greeting). " +
       "On SIGTERM/SIGINT, -M or -n it prints a summary on stderr and exits 0.",
   ],
-  sections: [
-    { id: "postfix", title: "Postfix options" },
-    { id: "milterkit", title: "milterkit options" },
-    { id: "help", title: "Help" },
-  ],
+  sections: POSTFIX_SECTIONS,
   operands: [
     { name: "LISTEN", description: "[inet:][host]:port or unix:pathname" },
     { name: "BACKLOG", description: "Listen backlog (accepted)", optional: true },

@@ -1,8 +1,6 @@
 // smtp-source's options: Postfix's letters (each also has a long name) plus milterkit's own.
-import { helpOptions, type OptionDef, type ToolOptions } from "./format.ts";
-
-const flag = (short: string, long: string, description: string, more: Partial<OptionDef> = {}): OptionDef => ({ long, short, section: "postfix", description, ...more });
-const value = (short: string, long: string, valueName: string, description: string, more: Partial<OptionDef> = {}): OptionDef => ({ long, short, value: "required", valueName, section: "postfix", description, ...more });
+import { helpOptions, type ToolOptions } from "./format.ts";
+import { flag, POSTFIX_SECTIONS, value } from "./postfix.ts";
 
 export const SMTP_SOURCE_TABLE: ToolOptions = {
   tool: "smtp-source",
@@ -17,11 +15,7 @@ export const SMTP_SOURCE_TABLE: ToolOptions = {
       "when it is a terminal (not with -v or -c).",
     "Exit status 1 on a fatal error (unexpected reply without -A, lost connection without -A, unreachable target, bad option), else 0.",
   ],
-  sections: [
-    { id: "postfix", title: "Postfix options" },
-    { id: "milterkit", title: "milterkit options" },
-    { id: "help", title: "Help" },
-  ],
+  sections: POSTFIX_SECTIONS,
   operands: [{ name: "TARGET", description: "[inet:]host[:port] or unix:pathname" }],
   negatableFlags: true,
   options: [

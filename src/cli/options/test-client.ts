@@ -1,7 +1,7 @@
 // milter-test-client's options: the shared daemon options plus what it prints. Like the
 // original (GLib), every flag also takes --no-FLAG.
 import { DAEMON_OPTIONS, DAEMON_SECTIONS } from "./daemon.ts";
-import { helpOptions, type ToolOptions } from "./format.ts";
+import { HELP_SECTION, helpOptions, type ToolOptions } from "./format.ts";
 
 export const TEST_CLIENT_TABLE: ToolOptions = {
   tool: "test-client",
@@ -19,7 +19,7 @@ export const TEST_CLIENT_TABLE: ToolOptions = {
   sections: [
     { id: "output", title: "Output" },
     ...DAEMON_SECTIONS,
-    { id: "help", title: "Help" },
+    HELP_SECTION,
   ],
   negatableFlags: true,
   options: [

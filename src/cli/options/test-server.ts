@@ -1,6 +1,6 @@
 // milter-test-server's options: the original's (docs/tools.md §2.1) plus --n-messages, --json
 // and the load mode. -h is --header, so help is -? or --help.
-import { helpOptions, type OptionDef, type ToolOptions } from "./format.ts";
+import { HELP_SECTION, helpOptions, type OptionDef, type ToolOptions } from "./format.ts";
 
 /** Stages that take `--<stage>-macro NAME:VALUE`. */
 export const MACRO_STAGES = ["connect", "helo", "envelope-from", "envelope-recipient", "data", "end-of-header", "end-of-message"] as const;
@@ -28,7 +28,7 @@ export const TEST_SERVER_TABLE: ToolOptions = {
     { id: "timeouts", title: "Timeouts" },
     { id: "output", title: "Output" },
     { id: "load", title: "Sessions and load mode" },
-    { id: "help", title: "Help" },
+    HELP_SECTION,
   ],
   options: [
     { long: "connection-spec", short: "s", value: "required", valueName: "SPEC", section: "connection", description: "Milter to connect to (default inet:10025@[127.0.0.1] or $MILTER_DEFAULT_CONNECTION_SPEC; /path = unix:/path)" },
