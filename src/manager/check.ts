@@ -6,6 +6,7 @@ import { noChildWarning } from "./config/fail-open.ts";
 import type { ManagerConfig, MilterConfig } from "./config/schema.ts";
 import { flagNicknames, ACTION_FLAGS, PROTOCOL_FLAGS } from "../milter/index.ts";
 import { MilterClient } from "../mta-side/index.ts";
+import { openWithin } from "./children.ts";
 
 export interface ChildCheck {
   name: string;
@@ -31,14 +32,9 @@ export async function checkChild(m: MilterConfig): Promise<ChildCheck> {
     writingTimeoutMs: m.writing_timeout * 1000,
   });
   const t0 = performance.now();
-  let timer: Timer | undefined;
-  const limit = m.connection_timeout * 1000;
-  const late = new Promise<"late">((r) => (timer = setTimeout(() => r("late"), limit)));
-  const outcome = await Promise.race([client.open(), late]);
-  clearTimeout(timer);
+  const outcome = await openWithin(client, m.connection_timeout * 1000);
   const ms = performance.now() - t0;
   if (outcome === "late") {
-    client.close();
     return { ...base, reachable: false, ms, error: `no negotiation within ${m.connection_timeout} s` };
   }
   if (!outcome.ok) return { ...base, reachable: false, ms, error: `${outcome.status}: ${outcome.detail}` };

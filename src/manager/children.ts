@@ -230,15 +230,23 @@ export async function openChildren(
   return { ready: children.filter((c) => c.alive), failed: children.filter((c) => !c.alive), changes };
 }
 
+/**
+ * client.open() bounded as a whole by `limitMs`: a child that connects but never answers OPTNEG
+ * must not hold the MTA's answer back longer than its connection_timeout. Late: closed, "late".
+ */
+export async function openWithin(client: MilterClient, limitMs: number): Promise<Awaited<ReturnType<MilterClient["open"]>> | "late"> {
+  let timer: Timer | undefined;
+  const deadline = new Promise<"late">((r) => (timer = setTimeout(() => r("late"), limitMs)));
+  const outcome = await Promise.race([client.open(), deadline]);
+  clearTimeout(timer);
+  if (outcome === "late") client.close();
+  return outcome;
+}
+
 async function openOne(child: Child): Promise<void> {
   const limit = child.config.connection_timeout * 1000;
-  let timer: Timer | undefined;
-  // A child that connects but never answers OPTNEG must not hold the MTA's answer back longer than this.
-  const deadline = new Promise<"late">((r) => (timer = setTimeout(() => r("late"), limit)));
-  const outcome = await Promise.race([child.client.open(), deadline]);
-  clearTimeout(timer);
+  const outcome = await openWithin(child.client, limit);
   if (outcome === "late") {
-    child.client.close();
     child.endedAt = performance.now();
     child.failure = failureText({ status: "timeout", timer: "connection", stage: "negotiate", detail: `no negotiation within ${limit / 1000} s` });
     return;
