@@ -1,4 +1,4 @@
-// What the user we switch to will not be able to do (issue 14 item 9). Asked as root just before
+// What the user we switch to will not be able to do. Asked as root just before
 // the privilege drop, from the files' mode bits and owners (access() would answer for root): once
 // the manager is that user, a reload that cannot read a root-only configuration file, a stop that
 // cannot remove the socket or pid file, or a SIGUSR1 that cannot reopen the log fails with a bare

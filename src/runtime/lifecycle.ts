@@ -6,14 +6,14 @@
  *   log         open the log; a new file is handed to the user we become (so SIGUSR1 can reopen
  *               it after the drop), a missing directory created if asked
  *   signals     installed before anything listens, so one that arrives during start-up is not
- *               lost (milter-manager #152): a stop then waits for start-up to end
+ *               lost: a stop then waits for start-up to end
  *   prepare     the tool's own start-up (limits, refusals); also in a worker supervisor
  *   workers     n workers on TCP: a supervisor that accepts nothing runs n copies of this program
  *               sharing the port (workers.ts), passes SIGHUP/SIGUSR1 on to them
  *   listen      the tool listens (mode and group of a unix socket are the listener's business)
  *   socket      a unix socket is handed to the user we become (its group stays)
  *   pid file    written (directory created) and handed to the user we become; not in a worker
- *   checks      what the user we become will not be able to do (hook for issue 14 item 9)
+ *   checks      what the user we become will not be able to do
  *   privileges  root drops to the user (runtime/privilege.ts)
  *   ready       "listening on …", then every notifier (the waiting parent; systemd's
  *               $NOTIFY_SOCKET: READY=1, RELOADING=1/READY=1 around a reload, STOPPING=1)

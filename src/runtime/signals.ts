@@ -11,7 +11,7 @@
  *   SIGUSR1          `reopen()` (log rotation).
  * SIGHUP and SIGUSR1 keep their default action (exit) when there is no reload() or reopen().
  * Install the handlers before listening, so a signal that arrives during
- * start-up is not lost (milter-manager issue #152): `stop()` must then cope
+ * start-up is not lost: `stop()` must then cope
  * with a server that does not exist yet.
  */
 

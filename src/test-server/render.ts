@@ -3,7 +3,7 @@
  * - `status: …[ [code]<ext>(message)]`, `elapsed-time: %g seconds`,
  *   `Quarantine reason: <…>` as the original (docs/tools.md §2.2), plus
  *   `stage: …` saying which stage and reply produced a status other than
- *   pass (upstream issue #122);
+ *   pass;
  * - `--output-message`: envelope, header and body after the milter's
  *   changes with ` `/`-`/`+` prefixes (tools.md §2.3);
  * - the JSON form of a session.

@@ -1,4 +1,4 @@
-// security.strict_modes (issue 14 item 2): configuration that someone other than root (or the user
+// security.strict_modes: configuration that someone other than root (or the user
 // the manager runs as) could have written is refused before it is read — a .ts file is not
 // executed — with one line naming the file and its mode or owner; strict_modes = false, set in a
 // file that passes the check, turns the refusal into warnings.

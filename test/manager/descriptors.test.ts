@@ -1,4 +1,4 @@
-// Out of file descriptors (issue 14 item 6): the manager stops accepting instead of spinning on
+// Out of file descriptors: the manager stops accepting instead of spinning on
 // accept() (EMFILE), says so once, and accepts again when descriptors are free. The manager runs
 // as a process with manager.max_file_descriptors = 64.
 import { afterAll, beforeAll, expect, test } from "bun:test";

@@ -1,4 +1,4 @@
-// The manager's header model (the MTA's editing rules, hidden entries included: issue 15) and the
+// The manager's header model (the MTA's editing rules, hidden entries included: docs/transparency.md) and the
 // diff sent to the MTA, checked by applying the packets to small MTA simulators with Postfix's and
 // Sendmail's semantics.
 import { describe, expect, test } from "bun:test";

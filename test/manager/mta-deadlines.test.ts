@@ -1,4 +1,4 @@
-// Deadlines on the MTA's side of the manager (issue 14 item 5): connections that never negotiate,
+// Deadlines on the MTA's side of the manager: connections that never negotiate,
 // that stop in the middle of a packet, or that negotiate and then stay silent are closed within
 // manager.negotiation_timeout / packet_timeout / idle_timeout; the manager's descriptors return to
 // their baseline, and normal sessions are served meanwhile. Run against the manager as a process.

@@ -1,5 +1,5 @@
 // Started as root and switching to nobody, the manager says at start what nobody will not be able
-// to do later (issue 14 item 9): here, read its configuration again at reload (a 0700 directory).
+// to do later: here, read its configuration again at reload (a 0700 directory).
 import { describe, expect, test } from "bun:test";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";

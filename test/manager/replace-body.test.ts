@@ -1,4 +1,4 @@
-// A child that replaces a large body (issue 14 item 8): the manager streams the replacement to a
+// A child that replaces a large body: the manager streams the replacement to a
 // spill file as it arrives and to the MTA in chunk_size packets with backpressure, so its memory
 // stays flat; a child that sends more modifications than its caps counts as failed (fallback).
 // The manager runs as a process; its peak RSS is read from /proc.

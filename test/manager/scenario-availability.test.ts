@@ -1,4 +1,4 @@
-// A child that cannot be opened is down for a while (issue 14 item 7, rules/availability.ts):
+// A child that cannot be opened is down for a while (rules/availability.ts):
 // sessions count it as its fallback_status at once instead of each waiting connection_timeout;
 // one session at a time tries it again after the back-off; down and back are logged once each.
 import { afterEach, describe, expect, test } from "bun:test";

@@ -1,4 +1,4 @@
-// Every wait for a child has an overall deadline (issue 14 item 4): a child that drips its reply a
+// Every wait for a child has an overall deadline: a child that drips its reply a
 // byte at a time, or sends `p` (progress) where it is not allowed, cannot hold the MTA beyond its
 // reading_timeout; at end-of-message `p` extends end_of_message_timeout, forwarded to the MTA,
 // up to end_of_message_total_timeout. Each time the MTA gets the child's fallback_status.

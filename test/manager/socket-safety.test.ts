@@ -1,4 +1,4 @@
-// The unix socket as root (issue 14 items 1 and 3): its owner and mode are set without following a
+// The unix socket as root: its owner and mode are set without following a
 // name that was swapped for a symlink (a race tried 50 times against an attacker process that
 // swaps the name as fast as it can), and at stop only our own socket is removed — a file that
 // replaced it stays, and remove_unix_socket_on_close = false keeps the socket.

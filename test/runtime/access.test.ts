@@ -1,4 +1,4 @@
-// What the user the manager switches to will not be able to do (issue 14 item 9): found from the
+// What the user the manager switches to will not be able to do: found from the
 // files' modes and owners before the switch, one line each with the fix.
 import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";

@@ -116,8 +116,8 @@ export const ENVELOPE: Readonly<Record<EnvelopeStage, EnvelopeRule>> = {
   },
   // A child without recipients leaves first; nobody left wants the message: accept. Any answer
   // but continue ends the child's part; a refused DATA refuses the message. A stopped child
-  // leaves with ABORT; the others still answer (milter-manager #54 fixed). Skipped by the MTA:
-  // run before the first content command (mustRunData).
+  // leaves with ABORT; the others still answer (manager.md §2.9: not milter-manager's stop for
+  // all). Skipped by the MTA: run before the first content command (mustRunData).
   data: {
     takesPart: "message",
     before: withoutRecipients,
