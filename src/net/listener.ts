@@ -51,8 +51,6 @@ export interface Listener {
   /** Bound TCP port; undefined for unix sockets. */
   readonly port: number | undefined;
   readonly connections: ReadonlySet<FramedConnection>;
-  /** Not accepting for want of file descriptors (connections wait in the kernel's queue). */
-  readonly acceptPaused: boolean;
   /**
    * Stop accepting. Without waitMs, open connections are left alone; with it, they get up to
    * waitMs to finish and are then destroyed (waitMs 0 = destroy now).
@@ -214,9 +212,6 @@ export async function listen(spec: ConnectionSpec, handlers: ListenHandlers, opt
     spec: bound,
     port: bound.kind === "unix" ? undefined : bound.port,
     connections,
-    get acceptPaused() {
-      return watch.paused;
-    },
     async close({ waitMs }: { waitMs?: number } = {}) {
       if (!stopped) {
         stopped = true;

@@ -192,7 +192,7 @@ export function ensureDirectory(dir: string, owner: Owner | undefined): void {
 }
 
 /** Hand a file we made as root to `owner`, through a descriptor of that very file (own-files.ts). */
-function chownFile(path: string, kind: "socket" | "file", owner: Owner | undefined, keepGroup = false, identity?: FileIdentity): void {
+export function chownFile(path: string, kind: "socket" | "file", owner: Owner | undefined, keepGroup = false, identity?: FileIdentity): void {
   if (!owner) return;
   try {
     adjustOwnFile(path, { kind, uid: owner.uid, gid: keepGroup ? -1 : owner.gid, identity });

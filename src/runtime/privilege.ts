@@ -8,7 +8,6 @@
  * so nothing of root's group set survives the drop.
  */
 import { readFileSync } from "node:fs";
-import { adjustOwnFile } from "../fs/own-files.ts";
 
 export class PrivilegeError extends Error {
   override readonly name = "PrivilegeError";
@@ -109,16 +108,3 @@ export function dropPrivileges(o: DropOptions): Dropped | undefined {
   return { user, gid, groups: process.getgroups?.() ?? [] };
 }
 
-/**
- * chown a file we made as root (the unix socket, the pid file) to the user we will become, so it can
- * remove it later — through a descriptor of that file, never by name (own-files.ts).
- */
-export function chownTo(path: string, o: DropOptions, kind: "socket" | "file" = "socket"): void {
-  if (!isRoot() || (o.user === undefined && o.group === undefined)) return;
-  const user = lookupUser(o.user ?? 0);
-  try {
-    adjustOwnFile(path, { kind, uid: user.uid, gid: o.group !== undefined ? lookupGroup(o.group) : -1 });
-  } catch (e) {
-    throw new PrivilegeError(`cannot chown ${path} to ${user.name}: ${(e as Error).message}`);
-  }
-}

@@ -7,7 +7,8 @@ import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, renameSync, rmS
 import { join } from "node:path";
 import { listen, ListenError } from "../../src/net/listener.ts";
 import { parseSpec } from "../../src/net/spec.ts";
-import { chownTo } from "../../src/runtime/privilege.ts";
+import { chownFile } from "../../src/runtime/lifecycle.ts";
+import { lookupUser } from "../../src/runtime/privilege.ts";
 import { isRoot, startForeground, workDir, writeConfig } from "./support/daemon.ts";
 
 const work = workDir("mk-socket-safety-");
@@ -96,7 +97,7 @@ describe.skipIf(!isRoot)("as root, the socket's owner and mode are never set thr
     expect(owner(victim)).toBe("0:0 600");
   }, 60_000);
 
-  test("chownTo (the socket handed to the user we become): 50 tries, the victim file is never changed", async () => {
+  test("chownFile (the socket handed to the user we become): 50 tries, the victim file is never changed", async () => {
     const dir = join(work.dir, "race2");
     const path = join(dir, "m.sock");
     const victim = join(work.dir, "victim2");
@@ -110,7 +111,8 @@ describe.skipIf(!isRoot)("as root, the socket's owner and mode are never set thr
         try {
           const l = await listen(parseSpec(`unix:${path}`), { connection: (c) => c.destroy() });
           try {
-            chownTo(path, { user: "nobody" });
+            const nobody = lookupUser("nobody");
+            chownFile(path, "socket", { uid: nobody.uid, gid: nobody.gid });
           } catch {
             swapped++; // refused: the name no longer points to our socket
           }
