@@ -8,7 +8,7 @@
 // digit. What smtp-source costs beyond this is its engine's own work.
 //
 //   bun bench/smtp-source-floor.ts [-d] [-P] [-L] -s N -m M -l LEN -M myhostname host:port
-import { generatedBody } from "../src/smtp/message.ts";
+import { currentDate, generatedBody, headerTemplate } from "../src/smtp/message.ts";
 
 const argv = process.argv.slice(2);
 let sessions = 1, messages = 1, length = 0, reuse = false, pipelining = false, lmtp = false;
@@ -38,22 +38,6 @@ const ENVELOPE = Buffer.concat([MAIL, RCPT, DATA]);
 
 // Built once, so the same bytes as ours cost the floor nothing per message.
 const BODY = Buffer.concat([generatedBody(length), enc(".\r\n")]);
-const DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-const p2 = (n: number) => (n < 10 ? "0" : "") + n;
-let dateSec = -1, dateText = "";
-function date(): string {
-  const s = Math.floor(Date.now() / 1000);
-  if (s !== dateSec) {
-    const d = new Date(s * 1000);
-    dateSec = s;
-    dateText = `${DAYS[d.getUTCDay()]}, ${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()} ` +
-      `${p2(d.getUTCHours())}:${p2(d.getUTCMinutes())}:${p2(d.getUTCSeconds())} +0000 (UTC)`;
-  }
-  return dateText;
-}
-const hex4 = (n: number) => n.toString(16).padStart(4, "0");
-
 let claimed = 0, live = 0;
 const claim = () => (claimed < messages ? claimed++ : -1);
 
@@ -67,13 +51,13 @@ class Session {
   partial: Buffer | undefined;
   // headers room + body + "." + the longest tail (the envelope)
   readonly buf = Buffer.allocUnsafe(512 + BODY.length + ENVELOPE.length);
-  readonly head: string;
+  readonly head: (date: string, message: number) => string;
   constructor(readonly id: number) {
     this.buf.set(BODY, 512);
-    this.head = `From: <${addr}>\r\nTo: <${addr}>\r\nDate: `;
+    this.head = headerTemplate({ from: addr, to: addr, myhostname, pid: process.pid, session: id });
   }
   content(msg: number, tail: Buffer | undefined): Buffer {
-    const h = this.head + date() + `\r\nMessage-Id: <${hex4(process.pid)}.${hex4(this.id)}.${hex4(msg)}@${myhostname}>\r\n\r\n`;
+    const h = this.head(currentDate(), msg);
     const start = 512 - h.length;
     this.buf.write(h, start, "latin1");
     let end = 512 + BODY.length;
