@@ -4,6 +4,7 @@
 // standard output, syslog), which has exactly that shape.
 import { type LogFields, Logger, type LogLevel as RuntimeLogLevel, parseLogLevel } from "../runtime/log.ts";
 import { workerIndex } from "../runtime/workers.ts";
+import { resolve } from "node:path";
 
 export type LogLevel = Exclude<RuntimeLogLevel, "profile">;
 
@@ -23,15 +24,19 @@ export interface LogSettings {
   format?: "text" | "json";
 }
 
+/** The Logger settings `log.*` asks for: a relative log.path is taken from the current directory, "-" is stdout. */
+export function loggerOptions(config: LogSettings) {
+  return {
+    level: parseLogLevel(config.level),
+    path: config.path && config.path !== "-" ? resolve(config.path) : undefined,
+    format: config.format,
+    syslog: config.use_syslog ? { ident: "milter-manager", facility: config.syslog_facility } : undefined,
+  };
+}
+
 /** The log `log.*` asks for (throws the file system's error for an unusable log.path). */
 export function createLog(config: LogSettings): Logger {
-  return new Logger({
-    level: parseLogLevel(config.level),
-    path: config.path ?? undefined,
-    format: config.format,
-    worker: workerIndex(),
-    syslog: config.use_syslog ? { ident: "milter-manager", facility: config.syslog_facility } : undefined,
-  });
+  return new Logger({ ...loggerOptions(config), worker: workerIndex() });
 }
 
 /** A log that drops everything (tests, tools). */

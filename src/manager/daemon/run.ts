@@ -15,7 +15,7 @@ import type { LoadedConfig } from "../config/load.ts";
 import type { ManagerConfig } from "../config/schema.ts";
 import { type ManagerServer, startEngine } from "../engine.ts";
 import { ChildStarter, ProcessLauncher } from "./launcher.ts";
-import { createLog } from "../log.ts";
+import { createLog, loggerOptions } from "../log.ts";
 import { noChildWarning } from "../config/fail-open.ts";
 import { type Controller, startController } from "../controller/server.ts";
 import { Monitor, type MonitorInfo } from "../monitor.ts";
@@ -23,7 +23,6 @@ import { ListenError } from "../../net/listener.ts";
 import { formatSpec, parseSpec, SpecError } from "../../net/spec.ts";
 import { effectiveIdentity, ensureDirectory, runService, type ServiceContext, StartError } from "../../runtime/lifecycle.ts";
 import { ConnectionGate, setFileDescriptorLimit } from "../../runtime/limits.ts";
-import { parseLogLevel } from "../../runtime/log.ts";
 import { isRoot, lookupGroup, lookupUser } from "../../runtime/privilege.ts";
 import { accessProblems, type Target } from "../../runtime/access.ts";
 import { VERSION } from "../../version.ts";
@@ -43,15 +42,6 @@ export interface ManagerStartup {
 
 /** How long sessions in flight may take to finish after SIGTERM/SIGINT. */
 export const STOP_GRACE_MS = Number(process.env.MILTERKIT_STOP_GRACE_MS) || 10_000;
-
-function logOptions(c: ManagerConfig) {
-  return {
-    level: parseLogLevel(c.log.level),
-    format: c.log.format,
-    path: c.log.path && c.log.path !== "-" ? resolve(c.log.path) : undefined,
-    syslog: c.log.use_syslog ? { ident: PROG, facility: c.log.syslog_facility } : undefined,
-  };
-}
 
 /** Items that only take effect at the next start; a reload that changes them says so. */
 function restartOnlyChanges(old: ManagerConfig, neu: ManagerConfig): string[] {
@@ -169,12 +159,10 @@ export async function runManager(startup: ManagerStartup): Promise<number | unde
   let gate: ConnectionGate | undefined;
   let monitor: Monitor | undefined;
   let controller: Controller | undefined;
-  const logPath = config.log.path && config.log.path !== "-" ? resolve(config.log.path) : undefined;
-
   const r = await runService<ManagerServer & { socketPath?: string }>({
     prog: PROG,
     daemon: config.manager.daemon,
-    openLog: () => (logPath === undefined ? createLog(config.log) : createLog({ ...config.log, path: logPath })),
+    openLog: () => createLog(config.log),
     logPath: config.log.path ?? undefined,
     createLogDirectory: true,
     identity: { user: config.security.effective_user ?? undefined, group: config.security.effective_group ?? undefined },
@@ -256,7 +244,7 @@ export async function runManager(startup: ManagerStartup): Promise<number | unde
       const later = restartOnlyChanges(config, next.config);
       if (later.length > 0) say("warning", `changed items take effect at the next start only: ${later.join(", ")}`);
       try {
-        ctx.log.reconfigure(logOptions(next.config));
+        ctx.log.reconfigure(loggerOptions(next.config.log));
       } catch (e) {
         say("error", `log settings not changed: cannot open log file ${next.config.log.path}: ${(e as Error).message}`);
       }
