@@ -186,31 +186,23 @@ export function parseRuby(src: string): Statement[] {
       expectOp("%end");
       return { kind: "array", items };
     }
-    if (isOp("[")) {
-      p++;
-      const items: Value[] = [];
-      skipNl();
-      while (!isOp("]")) {
-        items.push(value());
-        skipNl();
-        if (isOp(",")) { p++; skipNl(); } else if (!isOp("]")) throw new Unsupported();
-      }
-      p++;
-      return { kind: "array", items };
-    }
-    if (isOp("{")) {
-      p++;
-      const entries: { key: string; value: Value }[] = [];
-      skipNl();
-      while (!isOp("}")) {
-        entries.push(hashEntry());
-        skipNl();
-        if (isOp(",")) { p++; skipNl(); } else if (!isOp("}")) throw new Unsupported();
-      }
-      p++;
-      return { kind: "hash", entries };
-    }
+    if (isOp("[")) return { kind: "array", items: list("]", value) };
+    if (isOp("{")) return { kind: "hash", entries: list("}", hashEntry) };
     throw new Unsupported();
+  };
+
+  /** `[a, b]` or `{k => v, ...}`: items separated by commas, newlines allowed, a trailing comma too. */
+  const list = <T>(close: string, item: () => T): T[] => {
+    p++; // the opening bracket
+    const items: T[] = [];
+    skipNl();
+    while (!isOp(close)) {
+      items.push(item());
+      skipNl();
+      if (isOp(",")) { p++; skipNl(); } else if (!isOp(close)) throw new Unsupported();
+    }
+    p++;
+    return items;
   };
 
   const hashEntry = (): { key: string; value: Value } => {
