@@ -2,7 +2,7 @@
 // milterkit's long options. Pure: argv in, typed options (or an OptionError) out.
 import { type Scanned, scanOr } from "../cli/options/scan.ts";
 import { SMTP_SINK_TABLE } from "../cli/options/smtp-sink.ts";
-import { interval, OptionError, positiveInt } from "./values.ts";
+import { countValue, OptionError, positiveInt, secondsValue } from "./values.ts";
 import { AddressError, parseListen, type Target } from "./target.ts";
 
 /** A reply chosen for a command: `RCPT=550 5.1.1 No such user`, `RCPT:<bad@x>=550 ...`. */
@@ -98,14 +98,6 @@ export function unescapeC(s: string): string {
   });
 }
 
-function seconds(text: string | undefined, what: string, allowZero = false): number | undefined {
-  if (text === undefined) return undefined;
-  if (allowZero && /^0+(\.0+)?$/.test(text)) return 0;
-  const n = interval(text);
-  if (n === undefined) throw new OptionError(`bad ${what}: ${text}`);
-  return n;
-}
-
 export function parseSinkArgs(argv: string[]): SinkOptions {
   const scanned = scanOr(SMTP_SINK_TABLE, argv, (m) => new OptionError(m));
   return sinkOptions(scanned);
@@ -115,22 +107,16 @@ export function parseSinkArgs(argv: string[]): SinkOptions {
 export function sinkOptions(s: Scanned): SinkOptions {
   const has = (k: string) => s.count(k) > 0;
   const last = (k: string) => s.last(k);
-  const num = (key: string, what: string, min = 1): number | undefined => {
-    const t = last(key);
-    if (t === undefined) return undefined;
-    const n = positiveInt(t, min);
-    if (n === undefined) throw new OptionError(`bad ${what}: ${t}`);
-    return n;
-  };
+  const num = (key: string, what: string): number | undefined => countValue(last(key), what);
   const maxConnections = num("max-connections", "maximum concurrency") ?? 256;
   const exitAfterMessages = num("exit-after-messages", "message count");
   const exitAfterSessions = num("exit-after-sessions", "session count");
   const windowSize = num("window-size", "TCP window size");
-  const timeout = seconds(last("timeout"), "timeout") ?? 100;
+  const timeout = secondsValue(last("timeout"), "timeout") ?? 100;
   const delays: CommandDelay[] = [];
   for (const v of s.all("delay")) {
     const m = /^([^:]+):([^:]+)(?::([0-9]+))?$/.exec(v);
-    const secs = m ? seconds(m[2], "delay", true) : undefined;
+    const secs = m ? secondsValue(m[2], "delay", true) : undefined;
     const odds = m?.[3] !== undefined ? positiveInt(m[3]) : undefined;
     if (!m || secs === undefined || (m[3] !== undefined && odds === undefined)) throw new OptionError(`bad -W command:delay[:odds]: ${v}`);
     for (const c of commandList(m[1])) delays.push({ command: c, seconds: secs, odds });
@@ -166,7 +152,7 @@ export function sinkOptions(s: Scanned): SinkOptions {
     family: has("ipv4") ? 4 : has("ipv6") ? 6 : 0,
     no8bitmime: has("no-8bitmime"),
     noAuth: has("no-auth"),
-    abortDelay: seconds(last("abort-delay"), "abort delay", true),
+    abortDelay: secondsValue(last("abort-delay"), "abort delay", true),
     softReply: replyArg(last("soft-reply") ?? "450 4.3.0 Error: command failed", "soft reply"),
     hardReply: replyArg(last("hard-reply") ?? "500 5.3.0 Error: command failed", "hard reply"),
     counters: has("counters"),
@@ -178,7 +164,7 @@ export function sinkOptions(s: Scanned): SinkOptions {
     hardReject,
     noXforward: has("no-xforward"),
     hostname: last("hostname") ?? "smtp-sink",
-    readDelay: seconds(last("read-delay"), "read delay", true),
+    readDelay: secondsValue(last("read-delay"), "read delay", true),
     lmtp: has("lmtp"),
     maxConnections,
     exitAfterMessages,
@@ -197,7 +183,7 @@ export function sinkOptions(s: Scanned): SinkOptions {
     windowSize,
     user: last("user"),
     verbose: s.count("verbose"),
-    dataDelay: seconds(last("data-delay"), "delay", true),
+    dataDelay: secondsValue(last("data-delay"), "delay", true),
     delays,
     replies,
     tlsCert,

@@ -3,7 +3,7 @@
 import { hostname } from "node:os";
 import { type Scanned, scanOr } from "../cli/options/scan.ts";
 import { SMTP_SOURCE_TABLE } from "../cli/options/smtp-source.ts";
-import { interval, OptionError, positiveInt } from "./values.ts";
+import { countValue, OptionError, secondsValue } from "./values.ts";
 import { AddressError, parseTarget, type Target } from "./target.ts";
 
 export interface SourceOptions {
@@ -56,22 +56,6 @@ export const SOURCE_USAGE =
   "usage: smtp-source -cdLNovP -s sess -l msglen -m msgs -C count -M myhostname -f from -t to " +
   "-r rcptcount -R delay -w delay [inet:]host[:port] | unix:pathname";
 
-function count(s: Scanned, key: string, what: string, dflt: number, min = 1, max?: number): number {
-  const text = s.last(key);
-  if (text === undefined) return dflt;
-  const n = positiveInt(text, min, max);
-  if (n === undefined) throw new OptionError(`bad ${what}: ${text}`);
-  return n;
-}
-
-function delay(s: Scanned, key: string, what: string): number | undefined {
-  const text = s.last(key);
-  if (text === undefined) return undefined;
-  const n = interval(text);
-  if (n === undefined) throw new OptionError(`bad ${what}: ${text}`);
-  return n;
-}
-
 export function parseSourceArgs(argv: string[], defaultHostname = hostname()): SourceOptions {
   const scanned = scanOr(SMTP_SOURCE_TABLE, argv, (m) => new OptionError(m));
   return sourceOptions(scanned, defaultHostname);
@@ -82,31 +66,15 @@ export function sourceOptions(s: Scanned, defaultHostname = hostname()): SourceO
   const has = (k: string) => s.count(k) > 0;
   const last = (k: string) => s.last(k);
   // Postfix checks the values first, then the operand.
-  const sessions = count(s, "sessions", "session count", 1);
-  const messages = count(s, "messages", "message count", 1);
-  const lengthText = last("length");
-  let length: number | undefined;
-  if (lengthText !== undefined) {
-    length = positiveInt(lengthText);
-    if (length === undefined) throw new OptionError(`bad message length: ${lengthText}`);
-  }
-  const recipients = count(s, "recipients", "recipient count", 1);
-  const connectAttempts = count(s, "connect-attempts", "connection count", 1);
-  const randomDelay = delay(s, "random-delay", "random delay");
-  const fixedDelay = delay(s, "delay", "fixed delay");
-  const wsText = last("window-size");
-  let windowSize: number | undefined;
-  if (wsText !== undefined) {
-    windowSize = positiveInt(wsText, 1, 65535);
-    if (windowSize === undefined) throw new OptionError(`bad TCP window size: ${wsText}`);
-  }
-  const timeoutText = last("timeout");
-  let timeout = 300;
-  if (timeoutText !== undefined) {
-    const t = interval(timeoutText);
-    if (t === undefined) throw new OptionError(`bad timeout: ${timeoutText}`);
-    timeout = t;
-  }
+  const sessions = countValue(last("sessions"), "session count") ?? 1;
+  const messages = countValue(last("messages"), "message count") ?? 1;
+  const length = countValue(last("length"), "message length");
+  const recipients = countValue(last("recipients"), "recipient count") ?? 1;
+  const connectAttempts = countValue(last("connect-attempts"), "connection count") ?? 1;
+  const randomDelay = secondsValue(last("random-delay"), "random delay");
+  const fixedDelay = secondsValue(last("delay"), "fixed delay");
+  const windowSize = countValue(last("window-size"), "TCP window size", 1, 65535);
+  const timeout = secondsValue(last("timeout"), "timeout") ?? 300;
   if (has("ipv4") && has("ipv6")) throw new OptionError("-4 and -6 exclude each other");
   if (s.operands.length !== 1) throw new OptionError(SOURCE_USAGE);
   let target: Target;

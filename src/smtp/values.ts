@@ -23,3 +23,20 @@ export function interval(text: string): number | undefined {
   const n = Number(m[1]) * scale;
   return n > 0 && Number.isFinite(n) ? n : undefined;
 }
+
+/** An optional count option: undefined when absent, else a positiveInt in [min, max] or OptionError "bad WHAT: TEXT". */
+export function countValue(text: string | undefined, what: string, min = 1, max?: number): number | undefined {
+  if (text === undefined) return undefined;
+  const n = positiveInt(text, min, max);
+  if (n === undefined) throw new OptionError(`bad ${what}: ${text}`);
+  return n;
+}
+
+/** An optional interval option: undefined when absent, else seconds (0 too with allowZero) or OptionError "bad WHAT: TEXT". */
+export function secondsValue(text: string | undefined, what: string, allowZero = false): number | undefined {
+  if (text === undefined) return undefined;
+  if (allowZero && /^0+(\.0+)?$/.test(text)) return 0;
+  const n = interval(text);
+  if (n === undefined) throw new OptionError(`bad ${what}: ${text}`);
+  return n;
+}
