@@ -23,30 +23,23 @@ import {
   dumpFiles,
   type DumpedMessage,
   e2eSkipReason,
-  freePort,
   headerValues,
-  makeTempDir,
   type Peer,
   pollUntil,
   type PostfixInstance,
   readDump,
-  removeDir,
   sendMail,
   type SendMailResult,
+  type ManagerProcess,
   type Sink,
-  type Spawned,
-  spawnTracked,
   startLibmilter,
+  startManagerProcess,
   startOpendkim,
   startPostfix,
   startPostfixSmtpSink,
   startPymilter,
-  stopPid,
-  tailFile,
   transcript,
   verifyDkim,
-  waitForPort,
-  waitForUnix,
 } from "./lib/index.ts";
 
 const skip = e2eSkipReason();
@@ -69,62 +62,9 @@ interface ChildConfig {
   end_of_message_timeout?: number;
 }
 
-interface Manager {
-  /** smtpd_milters form */
-  postfixSpec: string;
-  proc: Spawned;
-  log(): string;
-  stop(): Promise<void>;
-}
-
-/** Start `milterkit manager --config FILE --no-daemon` and wait until it listens. */
-async function startManager(transport: Transport, milters: ChildConfig[]): Promise<Manager> {
-  const base = makeTempDir("mk-e2e-manager-");
-  let spec: string;
-  let postfixSpec: string;
-  if (transport === "unix") {
-    spec = `unix:${base}/manager.sock`;
-    postfixSpec = spec;
-  } else {
-    const port = await freePort();
-    spec = `inet:${port}@[127.0.0.1]`;
-    postfixSpec = `inet:127.0.0.1:${port}`;
-  }
-  const config = path.join(base, "milterkit.json");
-  fs.writeFileSync(
-    config,
-    JSON.stringify({
-      security: { privilege_mode: false },
-      log: { level: "all", use_syslog: false },
-      // smtpd runs as postfix: it may connect to a 0660 socket of group postfix
-      manager: { connection_spec: spec, unix_socket_group: "postfix", unix_socket_mode: 0o660 },
-      milters,
-    }),
-  );
-  const proc = spawnTracked([process.execPath, MAIN, "manager", "--config", config, "--no-daemon"], {
-    logFile: path.join(base, "manager.log"),
-    cwd: ROOT,
-    env: cleanEnv({ NO_COLOR: "1" }),
-    what: "milterkit manager",
-  });
-  const wait = { pid: proc.pid, logFile: proc.logFile, what: "milterkit manager" };
-  try {
-    if (transport === "unix") await waitForUnix(spec.slice("unix:".length), 15_000, wait);
-    else await waitForPort("127.0.0.1", Number(/^inet:(\d+)@/.exec(spec)![1]), 15_000, wait);
-  } catch (e) {
-    await stopPid(proc.pid, { graceMs: 1000 });
-    removeDir(base);
-    throw e;
-  }
-  return {
-    postfixSpec,
-    proc,
-    log: () => tailFile(proc.logFile, 1 << 20),
-    async stop() {
-      await stopPid(proc.pid, { graceMs: 5000 });
-      removeDir(base);
-    },
-  };
+/** The manager with these children, on `transport` (lib/manager.ts). */
+function startManager(transport: Transport, milters: ChildConfig[]): Promise<ManagerProcess> {
+  return startManagerProcess({ transport, milters: milters as unknown as Record<string, unknown>[] });
 }
 
 /** Our smtp-source (`milterkit smtp-source`), its JSON summary and exit code. */
@@ -173,7 +113,7 @@ for (const transport of ["inet", "unix"] as const) {
     let pymilter: Peer;
     let opendkim: Peer;
     let pf: PostfixInstance;
-    let manager: Manager | undefined;
+    let manager: ManagerProcess | undefined;
     const extraPeers: Peer[] = [];
 
     beforeAll(async () => {
@@ -198,7 +138,7 @@ for (const transport of ["inet", "unix"] as const) {
     }, 60_000);
 
     /** Start the manager with these children and make it Postfix's only milter. */
-    async function useManager(milters: ChildConfig[]): Promise<Manager> {
+    async function useManager(milters: ChildConfig[]): Promise<ManagerProcess> {
       manager = await startManager(transport, milters);
       await pf.setMainCf({ smtpd_milters: manager.postfixSpec });
       return manager;

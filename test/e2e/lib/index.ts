@@ -16,6 +16,7 @@
  *              readDump/parseDump -> DumpedMessage { from, rcpts, headers, body, raw }, headerValues,
  *              countDumps, verifyDkim(raw, keyTxtPath)
  * - source.ts  runSmtpSource (Postfix's smtp-source)
+ * - manager.ts startManagerProcess({milters, transport, socket}) -> ManagerProcess { spec, postfixSpec, log, stop }
  * - smtp.ts    sendMail({port, from, rcpts, data, auth}) -> { steps, codes, accepted, final, failure },
  *              SmtpClient for hand-written sessions
  *
@@ -46,6 +47,7 @@ export * from "./postfix.ts";
 export * from "./proc.ts";
 export * from "./sink.ts";
 export * from "./smtp.ts";
+export * from "./manager.ts";
 export * from "./source.ts";
 
 /** Programs the harness runs; a missing one makes {@link e2eSkipReason} say so. */

@@ -7,16 +7,12 @@
  * - TRANSPARENCY_MESSAGES: plain; several recipients; 8-bit and folded long
  *   headers; a 1 MB body; repeated header names.
  * - maskDelivery(): queue ids, dates, DKIM t= and b=, smtp-sink's transaction id.
- * - startManagerProcess(): `milterkit manager` (from src/main.ts) with a list of
- *   children, listening on a unix socket the MTA (user postfix / root) may use.
+ * - compareChain(): one chain through the manager (lib/manager.ts) against the direct chain.
  */
 import * as fs from "node:fs";
-import * as path from "node:path";
 import { expect } from "bun:test";
-import { makeTempDir } from "./dirs.ts";
+import { startManagerProcess } from "./manager.ts";
 import { type ModMode, type Peer, startModMilter, startOpendkim, startPymilter } from "./peers.ts";
-import { waitForUnix } from "./ports.ts";
-import { cleanEnv, removeDir, spawnTracked, type Spawned, stopPid, tailFile } from "./proc.ts";
 
 export interface TestMessage {
   name: string;
@@ -118,66 +114,6 @@ export function maskDelivery(text: string): string {
   return out.join("\n");
 }
 
-export interface ManagerProcess {
-  /** unix:/path, for smtpd_milters or a Sendmail X= line */
-  spec: string;
-  socket: string;
-  proc: Spawned;
-  log(): string;
-  stop(): Promise<void>;
-}
-
-const ROOT = path.join(import.meta.dir, "../../..");
-const MAIN = path.join(ROOT, "src/main.ts");
-
-/**
- * Start `milterkit manager --no-daemon` with these children (milter-manager
- * connection specs, in order) on a unix socket of group postfix, mode 0660.
- * `socket` fixes the path (its directory must exist and be searchable).
- */
-export async function startManagerProcess(
-  children: { name: string; spec: string }[],
-  opts: { socket?: string; extra?: Record<string, unknown> } = {},
-): Promise<ManagerProcess> {
-  const base = makeTempDir("mk-tr-manager-");
-  const socket = opts.socket ?? path.join(base, "manager.sock");
-  const config = path.join(base, "milterkit.json");
-  fs.writeFileSync(
-    config,
-    JSON.stringify({
-      security: { privilege_mode: false },
-      log: { level: "all", use_syslog: false },
-      manager: { connection_spec: `unix:${socket}`, unix_socket_group: "postfix", unix_socket_mode: 0o660 },
-      milters: children.map((c) => ({ name: c.name, connection_spec: c.spec })),
-      ...opts.extra,
-    }),
-  );
-  const proc = spawnTracked([process.execPath, MAIN, "manager", "--config", config, "--no-daemon"], {
-    logFile: path.join(base, "manager.log"),
-    cwd: ROOT,
-    env: cleanEnv({ NO_COLOR: "1" }),
-    what: "milterkit manager",
-  });
-  try {
-    await waitForUnix(socket, 20_000, { pid: proc.pid, logFile: proc.logFile, what: "milterkit manager" });
-  } catch (e) {
-    await stopPid(proc.pid, { graceMs: 1000 });
-    removeDir(base);
-    throw e;
-  }
-  return {
-    spec: `unix:${socket}`,
-    socket,
-    proc,
-    log: () => tailFile(proc.logFile, 1 << 20),
-    async stop() {
-      await stopPid(proc.pid, { graceMs: 5000 });
-      fs.rmSync(socket, { force: true });
-      removeDir(base);
-    },
-  };
-}
-
 /** A line-by-line difference of two texts (first differing lines with context), for failure messages. */
 export function firstDifference(a: string, b: string, context = 3): string {
   const x = a.split("\n");
@@ -265,10 +201,10 @@ export async function compareChain(o: {
   dumpPrefix: string;
 }): Promise<void> {
   const label = o.chain.join(" -> ");
-  const manager = await startManagerProcess(
-    o.chain.map((c) => ({ name: c, spec: o.peers.get(c)!.spec })),
-    { socket: o.socket },
-  );
+  const manager = await startManagerProcess({
+    milters: o.chain.map((c) => ({ name: c, connection_spec: o.peers.get(c)!.spec })),
+    socket: o.socket,
+  });
   try {
     for (const msg of TRANSPARENCY_MESSAGES) {
       const direct = await o.deliver("direct", msg);
