@@ -38,17 +38,9 @@ let inUse = { at: 0, ports: new Set<number>() };
 function portsInUse(): Set<number> {
   if (Date.now() - inUse.at < 1000) return inUse.ports;
   const used = new Set<number>();
-  for (const f of ["/proc/net/tcp", "/proc/net/tcp6"]) {
-    let text: string;
-    try {
-      text = fs.readFileSync(f, "latin1");
-    } catch {
-      continue;
-    }
-    for (const line of text.split("\n").slice(1)) {
-      const local = line.trim().split(/\s+/)[1];
-      if (local) used.add(parseInt(local.slice(local.lastIndexOf(":") + 1), 16));
-    }
+  for (const cols of tcpSockets() ?? []) {
+    const local = cols[1];
+    if (local) used.add(parseInt(local.slice(local.lastIndexOf(":") + 1), 16));
   }
   inUse = { at: Date.now(), ports: used };
   return used;
@@ -137,6 +129,20 @@ function procHex(host: string): string[] {
 export function isListening(host: string, port: number): boolean | null {
   const [exact, wildcard] = procHex(host);
   const portHex = port.toString(16).toUpperCase().padStart(4, "0");
+  const rows = tcpSockets();
+  if (rows === null) return null;
+  for (const cols of rows) {
+    if (cols.length < 4 || cols[3] !== "0A") continue; // 0A = LISTEN
+    const [addr, p] = cols[1].split(":");
+    if (p !== portHex) continue;
+    if (addr === exact || addr === wildcard || (wildcard.length === 8 && addr === "0".repeat(32))) return true;
+  }
+  return false;
+}
+
+/** The rows of /proc/net/tcp and tcp6 as columns (local address is [1], state [3]); null if neither is readable. */
+function tcpSockets(): string[][] | null {
+  const rows: string[][] = [];
   let readAny = false;
   for (const f of ["/proc/net/tcp", "/proc/net/tcp6"]) {
     let text: string;
@@ -146,15 +152,9 @@ export function isListening(host: string, port: number): boolean | null {
       continue;
     }
     readAny = true;
-    for (const line of text.split("\n").slice(1)) {
-      const cols = line.trim().split(/\s+/);
-      if (cols.length < 4 || cols[3] !== "0A") continue; // 0A = LISTEN
-      const [addr, p] = cols[1].split(":");
-      if (p !== portHex) continue;
-      if (addr === exact || addr === wildcard || (wildcard.length === 8 && addr === "0".repeat(32))) return true;
-    }
+    for (const line of text.split("\n").slice(1)) if (line.trim()) rows.push(line.trim().split(/\s+/));
   }
-  return readAny ? false : null;
+  return readAny ? rows : null;
 }
 
 /** Is a listening Unix socket bound at `path`? (/proc/net/unix, flag __SO_ACCEPTCON) */
