@@ -69,7 +69,7 @@ function notOurs(st: Stats, kind: AdjustOptions["kind"], identity: FileIdentity 
 }
 
 /** Is `path` (not following a symlink) still the file `identity`? */
-function stillOurs(path: string, identity: FileIdentity): boolean {
+export function stillOurs(path: string, identity: FileIdentity): boolean {
   try {
     const st = lstatSync(path);
     return st.dev === identity.dev && st.ino === identity.ino;

@@ -6,7 +6,7 @@
  * line (or "exited before it was ready") otherwise. Also: pid files.
  */
 import { closeSync, readFileSync, unlinkSync, writeSync } from "node:fs";
-import { type FileIdentity, writeFileNoFollow } from "../fs/own-files.ts";
+import { type FileIdentity, stillOurs, writeFileNoFollow } from "../fs/own-files.ts";
 
 /** Set in the environment of the re-executed child. */
 export const DAEMON_ENV = "MILTERKIT_DAEMON_CHILD";
@@ -122,9 +122,9 @@ export function writePidFile(path: string, pid = process.pid): FileIdentity {
   }
 }
 
-/** Remove the pid file if it still holds our pid. */
-export function removePidFile(path: string, pid = process.pid): void {
+/** Remove the pid file if it is still the file writePidFile made (`identity`, never through a link) and holds our pid. */
+export function removePidFile(path: string, identity: FileIdentity, pid = process.pid): void {
   try {
-    if (readFileSync(path, "latin1").trim() === String(pid)) unlinkSync(path);
+    if (stillOurs(path, identity) && readFileSync(path, "latin1").trim() === String(pid)) unlinkSync(path);
   } catch {}
 }

@@ -289,6 +289,7 @@ export async function runService<L extends Listening>(o: ServiceOptions<L>): Pro
   // signals
   let pool: WorkerPool | undefined;
   let pidFile: string | undefined;
+  let pidIdentity: FileIdentity | undefined; // the pid file as written: removed only while still that file
   let startedUp!: () => void;
   const startupOver = new Promise<void>((r) => (startedUp = r));
   const graceMs = o.graceMs;
@@ -304,13 +305,13 @@ export async function runService<L extends Listening>(o: ServiceOptions<L>): Pro
       if (pool) await pool.stop(graceMs + 2000);
       if (listening) await listening.close({ waitMs: graceMs });
       await o.stopped?.(ctx);
-      if (pidFile) removePidFile(pidFile);
+      if (pidFile && pidIdentity) removePidFile(pidFile, pidIdentity);
       say(lineLevel, "stopped");
       await log.close();
     },
     atOnce() {
       if (pool) forwardSignal(pool.pids, "SIGKILL");
-      if (pidFile) removePidFile(pidFile);
+      if (pidFile && pidIdentity) removePidFile(pidFile, pidIdentity);
       log.flush();
     },
     // The supervisor first, then its workers: a worker running as the user we become must find a
@@ -364,7 +365,8 @@ export async function runService<L extends Listening>(o: ServiceOptions<L>): Pro
     if (o.pidFile && worker === undefined) {
       pidFile = resolve(o.pidFile);
       ensureDirectory(dirname(pidFile), owner);
-      chownFile(pidFile, "file", owner, false, writePidFile(pidFile));
+      pidIdentity = writePidFile(pidFile);
+      chownFile(pidFile, "file", owner, false, pidIdentity);
     }
 
     // checks, privilege drop
@@ -390,7 +392,7 @@ export async function runService<L extends Listening>(o: ServiceOptions<L>): Pro
     if (!START_ERRORS.some((k) => e instanceof k)) throw e;
     await listening?.close({ waitMs: 0 });
     await o.cleanup?.(ctx);
-    if (pidFile) removePidFile(pidFile);
+    if (pidFile && pidIdentity) removePidFile(pidFile, pidIdentity);
     signals.dispose();
     return fail((e as Error).message);
   }
@@ -414,7 +416,7 @@ export async function runService<L extends Listening>(o: ServiceOptions<L>): Pro
     if (o.pidFile) {
       pidFile = resolve(o.pidFile);
       ensureDirectory(dirname(pidFile), undefined);
-      writePidFile(pidFile);
+      pidIdentity = writePidFile(pidFile);
     }
     announce(`${n} workers listening on ${formatSpec(bound)}: pids ${pool.pids.join(" ")}`);
     for (const n of notifiers) n.ready();

@@ -1,6 +1,6 @@
 // Privilege drop, daemon readiness and worker pools, each in a child process (they change the process itself).
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { lookupGroup, lookupUser, PrivilegeError } from "../../src/runtime/privilege.ts";
@@ -75,11 +75,19 @@ describe("daemon", () => {
     const dir = mkdtempSync(join(tmpdir(), "mk-rt-pid-"));
     try {
       const f = join(dir, "x.pid");
-      writePidFile(f, 1234);
+      const id = writePidFile(f, 1234);
       expect(readFileSync(f, "latin1")).toBe("1234\n");
-      removePidFile(f, 99); // not ours: stays
+      removePidFile(f, id, 99); // not ours: stays
       expect(readFileSync(f, "latin1")).toBe("1234\n");
-      removePidFile(f, 1234);
+      // Replaced by another file with our pid (not the file we wrote): stays.
+      const other = join(dir, "other.pid");
+      writeFileSync(other, "1234\n");
+      renameSync(f, `${f}.moved`);
+      renameSync(other, f);
+      removePidFile(f, id, 1234);
+      expect(readFileSync(f, "latin1")).toBe("1234\n");
+      renameSync(`${f}.moved`, f);
+      removePidFile(f, id, 1234);
       expect(() => readFileSync(f)).toThrow();
       expect(() => writePidFile(join(dir, "no/such/dir.pid"))).toThrow(/cannot write pid file/);
     } finally {
