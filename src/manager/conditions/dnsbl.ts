@@ -4,7 +4,7 @@
 // none is set) means listed. IPv6 clients are never listed. A resolver that fails or is slow
 // means "not listed": it never decides against mail and never waits beyond the timeout.
 import { isIPv4, isIPv6 } from "node:net";
-import { z } from "zod";
+import { z } from "./zod.ts";
 import { asIPv4, inNetwork, type Network, parseIp, parseNetwork, type SocketAddress } from "./address.ts";
 import type { ConditionContext, ConditionDefinition } from "./api.ts";
 import { CachingResolver } from "./dns.ts";

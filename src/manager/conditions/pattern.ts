@@ -1,7 +1,7 @@
 // Patterns of the condition settings (host names, domains, accounts): `/regexp/flags` is a regular
 // expression, `.example.com` matches names ending in it, anything else matches the whole name
 // ignoring case.
-import { z } from "zod";
+import { z } from "./zod.ts";
 
 /**
  * A host pattern (S25R lists) or account pattern: `/regexp/flags` is a regular expression,

@@ -1,7 +1,7 @@
 // Remote Network: apply the milter only to clients outside the local networks. Local = loopback,
 // private and link-local (address.ts LOCAL_NETWORKS) plus `local_addresses`; `remote_addresses`
 // wins over both. UNIX-socket and unknown-family clients are never remote.
-import { z } from "zod";
+import { z } from "./zod.ts";
 import { type IpAddress, LOCAL_NETWORKS, NetworkList, type SocketAddress } from "./address.ts";
 import type { ConditionDefinition } from "./api.ts";
 import { cidr } from "./settings.ts";

@@ -3,7 +3,7 @@
 // transaction; at DATA the milter is stopped (leaves the message) when the transaction is marked.
 // The mark lives in the per-transaction store, not in a macro, so the result does not depend on
 // the order of the recipients (milter-manager issues #39, #42).
-import { z } from "zod";
+import { z } from "./zod.ts";
 import type { Awaitable, ConditionContext, ConditionDefinition } from "./api.ts";
 import { anyMatcher, type Pattern, patternSchema } from "./pattern.ts";
 import { duplicates, nonEmpty } from "./settings.ts";

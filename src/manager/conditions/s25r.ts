@@ -2,7 +2,7 @@
 // address (no reverse DNS, many digits, dialup/dsl prefixes, ...) is probably a bot; the milter is
 // applied to those clients only. Decision: allow list → stop; deny list or an S25R rule → apply;
 // anything else → stop. With check_only_ipv4, clients that are not IPv4 count as allowed.
-import { z } from "zod";
+import { z } from "./zod.ts";
 import { asIPv4 } from "./address.ts";
 import type { ConditionDefinition } from "./api.ts";
 import { anyMatcher, type Pattern, patternSchema } from "./pattern.ts";

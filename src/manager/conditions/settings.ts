@@ -1,6 +1,6 @@
 // Item validators shared by the conditions' settings schemas (each condition file owns its
 // schema; config/schema.ts only combines them) and by config/schema.ts itself.
-import { z } from "zod";
+import { z } from "./zod.ts";
 import { AddressError, parseNetwork } from "./address.ts";
 
 export const nonEmpty = z.string().min(1, { error: "must not be empty" });

@@ -3,7 +3,7 @@
 // macro `stress=yes` at connect when stressed; No Stress stops the milter for sessions that start
 // while stressed. "auto": for Postfix, 75 % of the smtp service's process limit (master.cf maxproc,
 // or default_process_limit), read once with `postconf`; for other MTAs never stressed.
-import { z } from "zod";
+import { z } from "./zod.ts";
 import type { ConditionContext, ConditionDefinition } from "./api.ts";
 import { count } from "./settings.ts";
 

@@ -1,6 +1,6 @@
 // Trust: never stops; when the envelope sender's domain is a trusted one, the milter gets the macro
 // `trusted_domain=yes` with MAIL FROM (milters such as milter-greylist can act on it).
-import { z } from "zod";
+import { z } from "./zod.ts";
 import type { ConditionDefinition } from "./api.ts";
 import { anyMatcher, type Pattern, patternSchema } from "./pattern.ts";
 

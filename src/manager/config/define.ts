@@ -6,7 +6,7 @@
 //   export default defineConfig({ manager: { connection_spec: "inet:10025@[127.0.0.1]" } });
 //   import { defineConfig, defineCondition, restrictAccounts } from "milterkit"; (conditions/api.ts)
 // To offer more, add it to MILTERKIT_MODULE and to milterkit-module.d.ts.
-import { z } from "zod";
+import { z } from "../conditions/zod.ts";
 import { defineCondition } from "../conditions/api.ts";
 import { restrictAccounts, restrictAccountsByList } from "../conditions/restrict-accounts.ts";
 import type { ConfigInput } from "./schema.ts";

@@ -8,7 +8,7 @@
 // Sections of milter-manager that are left out on purpose: `package.*` (only served the Ruby
 // auto-detection of installed milters), `database.*` (ActiveRecord hooks) and the Ruby hooks
 // (`manager.define_connection_checker`, `maintained`, `event_loop_created`, ...).
-import { z } from "zod";
+import { z } from "../conditions/zod.ts";
 import { parseSpec } from "../../net/spec.ts";
 import { LOG_LEVELS, LogLevelError, parseLogLevel } from "../../runtime/log.ts";
 import { FACILITY_NAMES, type FacilityName } from "../../runtime/syslog.ts";
