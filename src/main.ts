@@ -2,7 +2,6 @@
 // Entry point of the multicall binary: the tool comes from argv[0] (a symlink
 // such as milter-manager) or from the first argument (milterkit manager ...).
 import { basename } from "node:path";
-import { defineCommand, runCommand } from "citty";
 import { helpWidth, wrap } from "./cli/options/help.ts";
 import { runTool, type ToolResult } from "./cli/run.ts";
 import { TOOLS, type ToolName, toolFromName } from "./cli/tools.ts";
@@ -57,9 +56,11 @@ export async function main(argv0: string, argv: string[]): Promise<ToolResult> {
 /**
  * citty picks the sub-command; each tool then scans its own arguments with its option table
  * (src/cli/options/). citty drops a sub-command's return value, so the exit code travels
- * through `result`.
+ * through `result`. citty is loaded here, not at start: its node:util costs a resident manager
+ * started through its link (the systemd unit) ~1 MB (bench/idle-memory.bench.ts).
  */
 async function dispatch(tool: string, invokedAs: string, rest: string[]): Promise<ToolResult> {
+  const { defineCommand, runCommand } = await import("citty");
   let result: ToolResult;
   const sub = (run: (argv: string[]) => Promise<ToolResult>) =>
     defineCommand({ run: async ({ rawArgs }) => { result = await run(rawArgs); } });

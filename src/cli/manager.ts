@@ -4,7 +4,6 @@
 import { MANAGER_TABLE } from "./options/manager.ts";
 import { CliOptionError, managerArgs } from "../manager/config/cli.ts";
 import { ConfigError, loadEffectiveConfig, resolveConfigSource } from "../manager/config/load.ts";
-import { formatConfigToml } from "../manager/config/show.ts";
 import { notifyFailure } from "../runtime/daemon.ts";
 import { type Tool, UsageError } from "./run.ts";
 
@@ -44,6 +43,7 @@ const tool: Tool = {
     }
     if (opts.showConfig) {
       const { privilegeProblems } = await import("../manager/daemon/run.ts");
+      const { formatConfigToml } = await import("../manager/config/show.ts");
       process.stdout.write(formatConfigToml({ ...loaded, warnings: [...loaded.warnings, ...privilegeProblems(loaded)] }));
       return 0;
     }

@@ -5,9 +5,10 @@
 // where it was set last (its Origin), for --show-config and error messages.
 import { lstatSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, extname, isAbsolute, join, resolve } from "node:path";
-import { z } from "zod";
+import { z } from "../conditions/zod.ts";
 import { registerMilterkitModule } from "./define.ts";
-import { type Detection, detectMilters, detectRoot } from "../detect/index.ts";
+// Auto-detection is loaded only when it runs: a resident manager that does not detect keeps none of it.
+import type { Detection } from "../detect/index.ts";
 import { detectedEntries } from "./detected.ts";
 import { type ItemPath, LineMap, parseJsonWithLines, SourceSyntaxError, tomlErrorLine, tomlLines } from "./locate.ts";
 import { checkModes } from "./modes.ts";
@@ -278,8 +279,10 @@ function dotPath(path: ItemPath): string {
   return path.map((p, n) => (typeof p === "number" ? `[${p}]` : n === 0 ? p : `.${p}`)).join("");
 }
 
-/** Every item and section name, for "did you mean" hints on unknown keys. */
-const KNOWN_NAMES: string[] = (() => {
+/** Every item and section name, for "did you mean" hints on unknown keys; made on the first misspelt key. */
+let knownNames: string[] | undefined;
+function knownNamesList(): string[] {
+  if (knownNames) return knownNames;
   const names = new Set<string>([
     "milters", "applicable_conditions", "conditions", "name", "zone", "accounts", ...MILTER_ITEMS,
     ...Object.keys(ConditionSchema.shape),
@@ -291,8 +294,8 @@ const KNOWN_NAMES: string[] = (() => {
     }
   };
   walk(defaultConfig());
-  return [...names];
-})();
+  return (knownNames = [...names]);
+}
 
 function editDistance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
@@ -308,7 +311,7 @@ function editDistance(a: string, b: string): number {
 export function suggestName(key: string): string | undefined {
   let best: string | undefined;
   let bestDistance = Math.max(2, Math.floor(key.length / 4)) + 1;
-  for (const n of KNOWN_NAMES) {
+  for (const n of knownNamesList()) {
     const d = editDistance(key.toLowerCase().replace(/-/g, "_"), n);
     if (d < bestDistance) { best = n; bestDistance = d; }
   }
@@ -505,7 +508,9 @@ export async function loadEffectiveConfig(
   const builtInDefault = files.length === 0;
   let detection: Detection | undefined;
   const auto = config.manager.auto_detect;
+  const detect = () => import("../detect/index.ts");
   if (auto === true || (auto === "auto" && builtInDefault)) {
+    const { detectMilters, detectRoot } = await detect();
     detection = detectMilters(opts.detectRoot ?? detectRoot());
     // Detected milters go under the files: a file's milter of the same name overrides them item by item.
     ({ config, origins } = mergeLayers([detectedLayer(detection), ...(layers as Layer[])]));
@@ -520,7 +525,7 @@ export async function loadEffectiveConfig(
       : `the detected child milters`;
     notes.unshift(`no configuration file ${where}: using the built-in default (listen on ${config.manager.connection_spec}, ${children})`);
     // A milter manager installation next to us: say how to bring its configuration over.
-    const root = opts.detectRoot ?? detectRoot();
+    const root = opts.detectRoot ?? (await detect()).detectRoot();
     const mm = "/etc/milter-manager/milter-manager.conf";
     if (exists(root === "/" ? mm : join(root, mm))) {
       notes.push(`milter manager's ${mm} is not read; convert it with: milter-manager --import-config=${mm} > ${join(source.dir, MAIN_FILE_NAMES[3])}`);

@@ -14,10 +14,11 @@ import { dirname, resolve } from "node:path";
 import type { LoadedConfig } from "../config/load.ts";
 import type { ManagerConfig } from "../config/schema.ts";
 import { type ManagerServer, startEngine } from "../engine.ts";
-import { ChildStarter, ProcessLauncher } from "./launcher.ts";
+// The launcher and the controller are loaded only when configured: a resident manager keeps none of what it does not run.
+import type { ChildStarter, ProcessLauncher } from "./launcher.ts";
 import { createLog, loggerOptions } from "../log.ts";
 import { noChildWarning } from "../config/fail-open.ts";
-import { type Controller, startController } from "../controller/server.ts";
+import type { Controller } from "../controller/server.ts";
 import { Monitor, type MonitorInfo } from "../monitor.ts";
 import { ListenError } from "../../net/listener.ts";
 import { formatSpec, parseSpec, SpecError } from "../../net/spec.ts";
@@ -86,6 +87,7 @@ function monitorInfo(loaded: LoadedConfig, worker: number | undefined): MonitorI
 async function openController(config: ManagerConfig, monitor: Monitor, ctx: ServiceContext): Promise<Controller> {
   const cc = config.controller;
   let controller: Controller;
+  const { startController } = await import("../controller/server.ts");
   try {
     controller = await startController(cc.connection_spec!, monitor, {
       mode: cc.unix_socket_mode,
@@ -197,12 +199,13 @@ export async function runManager(startup: ManagerStartup): Promise<number | unde
     // As root, just before the switch: what the user we become will not be able to do later.
     checks: [(ctx) => (ctx.owner ? afterDropProblems(config, startup.loaded.files, { name: ctx.identity.user ?? String(ctx.owner.uid), ...ctx.owner }) : [])],
     // The launcher must be started while we are root; it serves the engine's negotiations.
-    beforeListen(ctx) {
+    async beforeListen(ctx) {
       const spec = parseSpec(config.manager.connection_spec, { allowPortZero: true });
       if (spec.kind === "unix") ensureDirectory(dirname(resolve(spec.path)), ctx.owner);
       const launchable = config.security.privilege_mode && config.milters.some((m) => m.command);
       if (launchable && !isRoot()) ctx.say("warning", "security.privilege_mode needs root: child milters are not started by the manager");
       if (launchable && isRoot()) {
+        const { ChildStarter, ProcessLauncher } = await import("./launcher.ts");
         launcher = ProcessLauncher.start();
         starter = new ChildStarter({ launcher, log: (level, text) => ctx.say(level, text) });
       }
