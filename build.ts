@@ -6,15 +6,22 @@ import { createLinks } from "./src/cli/install-links.ts";
 
 /**
  * Compile the multicall binary to `outFile`; throws with bun's stderr on failure.
- * --bytecode halves start-up time (it needs ESM for top-level await); a daemon
- * must never pick up a stray .env or bunfig.toml from its working directory.
+ * --bytecode halves start-up time (it needs ESM for top-level await); --splitting puts what is
+ * imported on demand (the other tools, --detect, the controller, ...) into chunks of its own, so a
+ * resident manager never instantiates their functions (~0.5 MB, bench/idle-memory.bench.ts); a
+ * daemon must never pick up a stray .env or bunfig.toml from its working directory.
  */
 export function compileMilterkit(outFile: string, opts: { timeoutMs?: number; quiet?: boolean } = {}): void {
+  compileEntry(join(import.meta.dir, "src/main.ts"), outFile, opts);
+}
+
+/** Compile any entry with the flags of compileMilterkit (bench/idle-memory.bench.ts compares programs built alike). */
+export function compileEntry(entry: string, outFile: string, opts: { timeoutMs?: number; quiet?: boolean } = {}): void {
   const proc = Bun.spawnSync({
     cmd: [
-      process.execPath, "build", "--compile", "--minify", "--bytecode", "--format=esm",
+      process.execPath, "build", "--compile", "--minify", "--bytecode", "--format=esm", "--splitting",
       "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig",
-      join(import.meta.dir, "src/main.ts"), "--outfile", outFile,
+      entry, "--outfile", outFile,
     ],
     stdout: opts.quiet === false ? "inherit" : "pipe",
     stderr: opts.quiet === false ? "inherit" : "pipe",
