@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { compileMilterkit } from "../../build.ts";
+import { freePorts } from "../e2e/lib/ports.ts";
 
 const tmpRoot = mkdtempSync(join(tmpdir(), "mk-config-compiled-"));
 const BIN = join(tmpRoot, "bin/milterkit");
@@ -64,3 +65,32 @@ test("compiled: a type error in the .ts configuration is reported with file and 
   expect(r.code).toBe(1);
   expect(r.stderr).toBe(`milter-manager: ${path}: invalid configuration\n✖ Invalid input: expected boolean, received string\n  → at manager.daemon\n`);
 });
+
+// The binary is built with --splitting: what a configuration may not use is loaded on demand from a
+// chunk of its own (the controller, auto-detection), and must still be there when asked for.
+test("compiled: the controller and auto-detection, loaded on demand, work from the binary", async () => {
+  const detect = await run([BIN, "manager", "--detect"]);
+  expect(detect.code).toBe(0);
+  expect(detect.stdout).toContain("# auto-detection under ");
+
+  const ports = freePorts(2);
+  const path = join(WORK, "controller.json");
+  writeFileSync(path, JSON.stringify({
+    log: { use_syslog: false },
+    manager: { connection_spec: `inet:${ports[0]}@[127.0.0.1]` },
+    controller: { connection_spec: `inet:${ports[1]}@[127.0.0.1]` },
+    milters: [{ name: "a", connection_spec: "inet:9@[127.0.0.1]" }],
+  }));
+  const proc = Bun.spawn({ cmd: [join(tmpRoot, "bin/milter-manager"), "--config", path, "--no-daemon"], argv0: join(tmpRoot, "bin/milter-manager"), cwd: WORK, env: { PATH: process.env.PATH ?? "/usr/bin:/bin", NO_COLOR: "1" }, stdout: "pipe", stderr: "pipe" });
+  try {
+    let metrics = "";
+    for (let i = 0; i < 100 && !metrics.includes("milterkit_info"); i++) {
+      await Bun.sleep(100);
+      metrics = await fetch(`http://127.0.0.1:${ports[1]}/metrics`).then((r) => r.text(), () => "");
+    }
+    expect(metrics).toContain("# TYPE milterkit_info gauge");
+  } finally {
+    proc.kill("SIGTERM");
+    await proc.exited;
+  }
+}, 30_000);
