@@ -2,15 +2,17 @@
  * Idle memory of `milterkit manager` beside a compiled Bun listener that does nothing, in one run
  * (issue 16: the manager idles at ≤ 40 MB; a bare compiled Bun listener idles at ~26 MB).
  *
- *   bun run bench/idle-memory.bench.ts [--binary dist/milterkit] [--rounds 3] [--settle-ms 2000]
- *       [--no-pieces]
+ *   bun run bench/idle-memory.bench.ts [--binary dist/milterkit] [--compare OTHER-BINARY]
+ *       [--rounds 3] [--settle-ms 2000] [--no-pieces]
  *
  * Every program is compiled with the flags of build.ts (compileEntry): without --binary the
  * manager is built from src/main.ts into a temporary directory. The manager runs a typical
  * configuration: two children (milterkit test-client, one on a unix socket, one on TCP, run from a
  * copy of the binary so that they share no pages with the manager), listening on TCP, started as
  * the systemd unit starts it (`milter-manager --no-daemon`, through a symlink) and as
- * `milterkit manager --no-daemon`. The reference is `Bun.listen` alone, compiled alike.
+ * `milterkit manager --no-daemon`. The reference is `Bun.listen` alone, compiled alike. With
+ * --compare, the manager of another build (e.g. the main branch's) runs beside them, started as
+ * milter-manager too: a before/after in one run.
  *
  * Reported per process (medians over --rounds, all processes of a round started together):
  * VmRSS, RssAnon, RssFile (/proc/PID/status), PSS (/proc/PID/smaps_rollup) and threads, once
@@ -23,10 +25,13 @@
  * (its code and data, mapped from the file: what RssFile counts) beyond the listener's, explained
  * piece by piece in the order of the table (a page already explained by an earlier piece is not
  * counted again); what no piece explains is our own code's share (the bundle's bytecode and the
- * Bun paths only the manager takes). The file-backed numbers depend a little on the kernel's
- * fault-around (neighbouring pages are mapped in 64 kB blocks): read them to ±0.5 MB.
+ * Bun paths only the manager takes). RssFile counts every page of the binary the process has
+ * touched, and more: the kernel maps the page cache's neighbouring pages around a fault, so the
+ * figures move by a few MB with how the page cache holds the file (the same listener measured 21
+ * to 26 MB at different times of one day). Only figures of one run compare, so every program is
+ * built afresh in the run.
  */
-import { copyFileSync, openSync, readFileSync, readSync, closeSync, realpathSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, openSync, readFileSync, readSync, closeSync, realpathSync, symlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { compileEntry, compileMilterkit } from "../build.ts";
 import { runLoad } from "../src/test-server/load.ts";
@@ -44,6 +49,7 @@ const arg = (name: string, dflt: string) => {
 const ROUNDS = Number(arg("rounds", "3"));
 const SETTLE_MS = Number(arg("settle-ms", "2000"));
 const PIECES = !process.argv.includes("--no-pieces");
+const COMPARE = process.argv.includes("--compare") ? resolve(arg("compare", "")) : undefined;
 const SMALL_EML = join(ROOT, "test/fixtures/test-server/small.eml");
 
 const tmp = makeTempDir("mk-bench-idle-");
@@ -122,9 +128,10 @@ function pieces(config: string): [name: string, code: string][] {
     ["process.stdout (a node stream; not used by the manager)", `process.stdout.write("");`],
     ["bun:ffi (libc: syslog, descriptor limit, TCP_QUICKACK)", `import { libc } from ${src("net/libc.ts")}; libc();`],
     ["start 1: zod imported", `import { z } from ${dep("zod")}; globalThis.x = z.string;`],
-    ["start 2: + our configuration schema built", `import { ConfigFileSchema } from ${schema}; globalThis.x = ConfigFileSchema;`],
-    ["start 3: + one file validated", `import { ConfigFileSchema } from ${schema}; globalThis.x = ConfigFileSchema.safeParse(${JSON.stringify(JSON.parse(readFileSync(config, "utf8")))});`],
-    ["start 4: + the whole loader (loadEffectiveConfig)", `import { loadEffectiveConfig } from ${src("manager/config/load.ts")}; globalThis.x = await loadEffectiveConfig({ kind: "file", path: ${JSON.stringify(config)} });`],
+    ["start 2: + what the schema's checks call (net/spec.ts, runtime/log.ts; node:net)", `import { z } from ${dep("zod")}; import { parseSpec } from ${src("net/spec.ts")}; import { parseLogLevel } from ${src("runtime/log.ts")}; globalThis.x = [z.string, parseSpec("inet:10025@[127.0.0.1]"), parseLogLevel("default")];`],
+    ["start 3: + our configuration schema built", `import { ConfigFileSchema } from ${schema}; globalThis.x = ConfigFileSchema;`],
+    ["start 4: + one file validated", `import { ConfigFileSchema } from ${schema}; globalThis.x = ConfigFileSchema.safeParse(${JSON.stringify(JSON.parse(readFileSync(config, "utf8")))});`],
+    ["start 5: + the whole loader (loadEffectiveConfig)", `import { loadEffectiveConfig } from ${src("manager/config/load.ts")}; globalThis.x = await loadEffectiveConfig({ kind: "file", path: ${JSON.stringify(config)} });`],
   ];
 }
 
@@ -139,7 +146,8 @@ async function waitSpec(spec: string, p: Spawned, what: string): Promise<void> {
 /** Start a piece (or the reference) and wait until it listens. */
 async function startPiece(binary: string, label: string): Promise<Spawned> {
   const port = await freePort();
-  const p = spawnTracked([binary], { logFile: join(tmp, `${label}.log`), what: label, env: { ...cleanEnv(), PORT: String(port) } });
+  const logFile = join(tmp, `${label.replace(/[^\w.-]+/g, "_")}.log`);
+  const p = spawnTracked([binary], { logFile, what: label, env: { ...cleanEnv(), PORT: String(port) } });
   await waitForPort("127.0.0.1", port, 15_000, { pid: p.pid, logFile: p.logFile, what: label });
   return p;
 }
@@ -188,6 +196,14 @@ try {
   binary = realpathSync(binary);
   const link = join(tmp, "milter-manager");
   symlinkSync(binary, link);
+  let compareLink: string | undefined;
+  if (COMPARE) {
+    const copy = join(tmp, "compare-milterkit"); // a copy: the page cache holds it as freshly as ours
+    copyFileSync(COMPARE, copy);
+    compareLink = join(tmp, "compare", "milter-manager");
+    mkdirSync(join(tmp, "compare"));
+    symlinkSync(copy, compareLink);
+  }
   const childBinary = join(tmp, "children-milterkit");
   copyFileSync(binary, childBinary);
   writeFileSync(join(tmp, "bare.ts"), LISTEN);
@@ -202,7 +218,7 @@ try {
     children.push(spec);
   }
 
-  const res = { bare: [] as Mem[], link: [] as Mem[], multi: [] as Mem[], linkAfter: [] as Mem[], multiAfter: [] as Mem[] };
+  const res = { bare: [] as Mem[], link: [] as Mem[], multi: [] as Mem[], linkAfter: [] as Mem[], multiAfter: [] as Mem[], cmp: [] as Mem[], cmpAfter: [] as Mem[] };
   let managerPages: Map<string, Uint8Array> | undefined;
   let barePages: Map<string, Uint8Array> | undefined;
   let managerConfig = "";
@@ -210,7 +226,9 @@ try {
     const b = track(await startPiece(bare, `bare-${r}`));
     const l = track(await startManager([link], children, `milter-manager-${r}`));
     const m = track(await startManager([binary, "manager"], children, `milterkit-manager-${r}`));
+    const c = compareLink ? track(await startManager([compareLink], children, `compare-${r}`)) : undefined;
     await Bun.sleep(SETTLE_MS);
+    if (c) res.cmp.push(memOf(c.p.pid));
     res.bare.push(memOf(b.pid));
     res.link.push(memOf(l.p.pid));
     res.multi.push(memOf(m.p.pid));
@@ -221,10 +239,12 @@ try {
     }
     await oneSession(l.spec);
     await oneSession(m.spec);
+    if (c) await oneSession(c.spec);
     await Bun.sleep(SETTLE_MS);
+    if (c) res.cmpAfter.push(memOf(c.p.pid));
     res.linkAfter.push(memOf(l.p.pid));
     res.multiAfter.push(memOf(m.p.pid));
-    for (const p of [b, l.p, m.p]) await stopPid(p.pid, { graceMs: 12_000 });
+    for (const p of [b, l.p, m.p, ...(c ? [c.p] : [])]) await stopPid(p.pid, { graceMs: 12_000 });
   }
   console.log("\n| process | VmRSS | RssAnon | RssFile | PSS | threads |\n|---|---|---|---|---|---|");
   console.log(row("Bun.listen alone (reference)", res.bare));
@@ -232,6 +252,10 @@ try {
   console.log(row("manager, started as milterkit manager", res.multi, res.bare));
   console.log(row("milter-manager after one session", res.linkAfter, res.bare));
   console.log(row("milterkit manager after one session", res.multiAfter, res.bare));
+  if (COMPARE) {
+    console.log(row(`--compare ${COMPARE}: milter-manager`, res.cmp, res.bare));
+    console.log(row(`--compare ${COMPARE}: after one session`, res.cmpAfter, res.bare));
+  }
 
   if (PIECES && managerPages && barePages) {
     const list = pieces(managerConfig);
