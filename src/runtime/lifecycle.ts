@@ -386,8 +386,8 @@ export async function runService<L extends Listening>(o: ServiceOptions<L>): Pro
     }
     for (const n of notifiers) n.ready();
     startedUp();
-    // One full collection once start-up is over: what only start-up used (the configuration's
-    // schemas and parse, option tables) is freed now rather than whenever the idle heap next grows.
+    // One full collection once start-up is over: start-up's garbage (the configuration files as
+    // read and parsed, the argument scan) is freed now rather than whenever the idle heap next grows.
     setTimeout(() => Bun.gc(true), 0);
     return { stop: () => signals.stopNow("SIGTERM") };
   } catch (e) {
