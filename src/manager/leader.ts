@@ -315,7 +315,7 @@ export class Leader implements MilterHandler {
     for (const c of failed) {
       // Down and back are said once (above); without an availability record, every session says it.
       const level = this.env.availability ? "info" : "warning";
-      this.log(level, `milter ${c.name} (${c.config.connection_spec}) is not available, counted as ${c.config.fallback_status}: ${c.failure}`);
+      if (!changes.some((x) => x.child === c)) this.log(level, `milter ${c.name} (${c.config.connection_spec}) is not available, counted as ${c.config.fallback_status}: ${c.failure}`);
       if (c.skipped) this.events.childFailure(c.name, "down", "negotiate", c.failure ?? "");
       else this.events.childFailure(c.name, c.client.lastFailure?.status ?? "timeout", "negotiate", c.failure ?? "", c.client.lastFailure?.timer ?? (c.client.lastFailure ? undefined : "connection"));
       this.record.opened(c.name, false, c.skipped ? undefined : c.failure);

@@ -1,9 +1,9 @@
 // The manager's counters and child states (events.ts's sink): what /metrics and /status show and
-// the status page draws. Children going down or up are logged at `info` once per change.
+// the status page draws. It logs nothing: a child going down or coming back is said by the
+// session that found it (leader.ts, rules/availability.ts), once.
 // Plain data in, plain data out: controller/ turns it into HTTP answers.
 import { readdirSync } from "node:fs";
 import type { ManagerEvents, FailureKind } from "./events.ts";
-import type { ManagerLog } from "./log.ts";
 import type { StageName } from "../milter/index.ts";
 
 /** Upper bounds (seconds) of the child latency histogram's buckets. */
@@ -66,10 +66,7 @@ export class Monitor implements ManagerEvents {
   lastReloadError: string | undefined;
   readonly children = new Map<string, ChildState>();
 
-  constructor(
-    info: MonitorInfo,
-    private readonly log?: ManagerLog,
-  ) {
+  constructor(info: MonitorInfo) {
     this.info = info;
     this.setMilters(info.milters);
   }
@@ -141,14 +138,9 @@ export class Monitor implements ManagerEvents {
       c.lastErrorAt = Date.now();
     }
     if (c.up === up) return;
-    const first = c.up === undefined;
     c.up = up;
     c.since = Date.now();
     this.stateChanges.add(`${child}\0${up ? "up" : "down"}`);
-    if (first && up) return; // the normal start is no news
-    if (this.log?.enabled("info")) {
-      this.log.write("info", up ? `milter ${child} is up again` : `milter ${child} is down: ${detail ?? "not reachable"}`, { milter: child, state: up ? "up" : "down" });
-    }
   }
 
   sessionStart(): void {

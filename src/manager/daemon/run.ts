@@ -186,7 +186,7 @@ export async function runManager(startup: ManagerStartup): Promise<number | unde
         else ctx.announce(`warning: ${unfiltered}`);
       }
       ctx.say("info", `configuration from ${describeSource(startup.loaded)}`);
-      monitor = new Monitor(monitorInfo(startup.loaded, ctx.worker), ctx.log);
+      monitor = new Monitor(monitorInfo(startup.loaded, ctx.worker));
       gate = new ConnectionGate(gateOptions(config, ctx.say));
       if (config.manager.max_file_descriptors > 0) {
         const r = setFileDescriptorLimit(config.manager.max_file_descriptors);

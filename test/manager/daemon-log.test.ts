@@ -1,0 +1,54 @@
+// What a running manager (a real process) logs about a problem: once. A child that is not listening
+// is one warning when it goes down and one line when it is back.
+import { afterAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { SESSION } from "./support/harness.ts";
+import { type ScriptedMilter, startScriptedMilter } from "./support/scripted-milter.ts";
+import { freePort, mta, readText, startForeground, until, workDir, writeConfig } from "./support/daemon.ts";
+
+const work = workDir("mk-daemon-log-");
+const dir = work.dir;
+afterAll(() => work.remove());
+
+/** The log's lines without time stamps and the `[worker N][pid P] ` of worker lines. */
+const entries = (log: string) =>
+  readText(log)
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => l.replace(/^\[[^\]]+\]: /, "").replace(/\[worker \d+\]\[pid \d+\] /, ""));
+
+describe("said once", () => {
+  test("a child that is not listening: one warning when it goes down, one message when it is back", async () => {
+    const childSpec = `inet:${freePort()}@[127.0.0.1]`; // nobody listens there yet
+    const file = writeConfig(join(dir, "down.json"), {
+      log: { use_syslog: false, level: "default|info" },
+      manager: { milter_retry_interval: 0.5, milter_retry_max_interval: 1 },
+      milters: [{ name: "child", connection_spec: childSpec, fallback_status: "accept", connection_timeout: 5 }],
+    });
+    const log = join(dir, "down.log");
+    const sock = join(dir, "run-down/m.sock");
+    const fg = await startForeground(["--config", file, "-s", `unix:${sock}`, "--log-path", log], { log });
+    let child: ScriptedMilter | undefined;
+    try {
+      const session = async () => {
+        const m = await mta(`unix:${sock}`);
+        await SESSION.connect(m);
+        await m.quit();
+      };
+      for (let i = 0; i < 3; i++) await session(); // the first one finds it down, the others do not try
+      child = await startScriptedMilter({}, childSpec);
+      await Bun.sleep(700); // the back-off is over: the next session tries it
+      await session();
+      await until(() => entries(log).filter((l) => l.includes("session: ")).length === 4, 5000, "four session lines");
+      const about = entries(log).filter((l) => l.includes("milter child") && !l.includes("session: "));
+      expect(about.filter((l) => l.startsWith("[warning]"))).toEqual([expect.stringMatching(/^\[warning\] \[1\] milter child \(inet:.*\) is down, counted as accept without trying for 0.5 s, then one session tries again: connection-error at negotiate: .*connection refused$/)]);
+      expect(about.filter((l) => / is back after| up again/.test(l))).toEqual([expect.stringMatching(/^\[message\] \[4\] milter child \(inet:.*\) is back after \d+\.\d s$/)]);
+      // Between the two, what each session did without it (at info); nothing else about it.
+      expect(about.length).toBe(4);
+      expect(about.slice(1, 3)).toEqual([expect.stringMatching(/^\[info\] \[2\] .* is not available, counted as accept: down: not tried again yet/), expect.stringMatching(/^\[info\] \[3\] /)]);
+    } finally {
+      expect(await fg.stop()).toBe(0);
+      await child?.close();
+    }
+  }, 60_000);
+});
