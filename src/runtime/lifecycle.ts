@@ -371,7 +371,7 @@ export async function runService<L extends Listening>(o: ServiceOptions<L>): Pro
 
     // checks, privilege drop
     if (asked.user !== undefined) {
-      for (const check of o.checks ?? []) for (const problem of check(ctx)) say("warning", problem);
+      if (worker === undefined) runChecks(); // a worker's supervisor ran them, as root too
       dropPrivileges(asked);
     }
 
@@ -400,9 +400,15 @@ export async function runService<L extends Listening>(o: ServiceOptions<L>): Pro
     return fail((e as Error).message);
   }
 
+  /** The checks before the privilege drop, their problems one warning each. */
+  function runChecks(): void {
+    for (const check of o.checks ?? []) for (const problem of check(ctx)) say("warning", problem);
+  }
+
   /** Workers on TCP: bind once to check the address, start and supervise the workers. */
   async function supervise(spec: ConnectionSpec, n: number): Promise<RunningService> {
     const bound = await probeAddress(spec);
+    if (asked.user !== undefined) runChecks(); // for the workers, which switch users
     pool = new WorkerPool({
       n,
       spec: bound,

@@ -1,10 +1,12 @@
 // What a running manager (a real process) logs about a problem: once. A child that is not listening
-// is one warning when it goes down and one line when it is back.
+// is one warning when it goes down and one line when it is back; each configuration problem is one
+// warning per start and one per reload, with workers too.
 import { afterAll, describe, expect, test } from "bun:test";
+import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SESSION } from "./support/harness.ts";
 import { type ScriptedMilter, startScriptedMilter } from "./support/scripted-milter.ts";
-import { freePort, mta, readText, startForeground, until, workDir, writeConfig } from "./support/daemon.ts";
+import { freePort, isRoot, mta, readText, startForeground, until, workDir, writeConfig } from "./support/daemon.ts";
 
 const work = workDir("mk-daemon-log-");
 const dir = work.dir;
@@ -49,6 +51,42 @@ describe("said once", () => {
     } finally {
       expect(await fg.stop()).toBe(0);
       await child?.close();
+    }
+  }, 60_000);
+
+  test.skipIf(!isRoot)("configuration problems: one warning each per start and per reload, with two workers", async () => {
+    const etc = join(dir, "etc");
+    mkdirSync(join(etc, "conf.d"), { recursive: true, mode: 0o755 });
+    writeConfig(join(etc, "milterkit.config.json"), {
+      log: { use_syslog: false },
+      security: { strict_modes: false },
+      milters: [{ name: "slow", connection_spec: "inet:1@[127.0.0.1]", connection_timeout: 300 }],
+    });
+    const dropIn = writeConfig(join(etc, "conf.d/more.json"), { manager: { max_connections: 50 } });
+    chmodSync(dropIn, 0o664);
+    const log = join(dir, "workers.log");
+    writeFileSync(log, "");
+    chmodSync(log, 0o664); // the user the workers switch to will not be able to reopen it
+    const port = freePort();
+    const fg = await startForeground(["-c", etc, "-s", `inet:${port}@127.0.0.1`, "--n-workers", "2", "--log-path", log], { log, ready: "2 workers listening on" });
+    try {
+      await until(() => entries(log).filter((l) => l.includes("listening on")).length === 3, 10_000, "both workers listening");
+      const warnings = (lines: string[]) => lines.filter((l) => l.startsWith("[warning]"));
+      const start = warnings(entries(log));
+      expect(start.length).toBe(new Set(start).size); // each once
+      expect(start.some((l) => l.startsWith("[warning] connection_timeout of slow (300 s) is longer than the MTA waits"))).toBe(true);
+      expect(start.some((l) => l.startsWith(`[warning] file ${dropIn} can be written by its group (mode 0664)`))).toBe(true);
+      expect(start.some((l) => l.startsWith(`[warning] nobody (uid 65534) will not be able to reopen the log ${log}`))).toBe(true); // checked before the switch
+
+      process.kill(fg.pid, "SIGHUP");
+      await until(() => entries(log).filter((l) => l.startsWith("[message] configuration reloaded")).length === 3, 10_000, "reloaded in all three");
+      const reload = warnings(entries(log).slice(entries(log).findIndex((l) => l.includes("SIGHUP: reloading"))));
+      expect(reload.length).toBe(new Set(reload).size);
+      // Still there, so said again: once.
+      expect(reload.filter((l) => l.startsWith("[warning] connection_timeout of slow")).length).toBe(1);
+      expect(reload.filter((l) => l.startsWith(`[warning] file ${dropIn} can be written`)).length).toBe(1);
+    } finally {
+      expect(await fg.stop()).toBe(0);
     }
   }, 60_000);
 });

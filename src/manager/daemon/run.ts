@@ -65,6 +65,12 @@ function restartOnlyChanges(old: ManagerConfig, neu: ManagerConfig): string[] {
   return items.filter(([, a, b]) => a !== b).map(([name]) => name);
 }
 
+/** What is wrong with a loaded configuration, one warning line each (at start and at each reload). */
+function configWarnings(loaded: LoadedConfig): string[] {
+  const slowConnect = connectionTimeoutWarning(loaded.config.milters);
+  return slowConnect ? [...loaded.warnings, slowConnect] : loaded.warnings;
+}
+
 /** Where a loaded configuration came from, for the log, /status and --check. */
 export function describeSource(loaded: LoadedConfig): string {
   if (loaded.builtInDefault) return "built-in default";
@@ -176,13 +182,14 @@ export async function runManager(startup: ManagerStartup): Promise<number | unde
     terminalFallback: true,
     logFailures: true,
     prepare(ctx) {
-      for (const note of startup.loaded.notes) ctx.announce(note);
-      for (const w of startup.loaded.warnings) ctx.say("warning", w);
-      const slowConnect = connectionTimeoutWarning(config.milters);
-      if (slowConnect) ctx.say("warning", slowConnect);
+      // Workers read the configuration their supervisor read: it has said what is wrong with it.
+      const supervisor = ctx.worker === undefined;
+      const warn = supervisor ? (text: string) => ctx.say("warning", text) : () => {};
+      if (supervisor) for (const note of startup.loaded.notes) ctx.announce(note);
+      for (const w of configWarnings(startup.loaded)) warn(w);
       const unfiltered = noChildWarning(config);
-      if (unfiltered) {
-        if (ctx.log.enabled("warning")) ctx.say("warning", unfiltered);
+      if (unfiltered && supervisor) {
+        if (ctx.log.enabled("warning")) warn(unfiltered);
         else ctx.announce(`warning: ${unfiltered}`);
       }
       ctx.say("info", `configuration from ${describeSource(startup.loaded)}`);
@@ -190,10 +197,10 @@ export async function runManager(startup: ManagerStartup): Promise<number | unde
       gate = new ConnectionGate(gateOptions(config, ctx.say));
       if (config.manager.max_file_descriptors > 0) {
         const r = setFileDescriptorLimit(config.manager.max_file_descriptors);
-        if (r.partial) ctx.say("warning", `manager.max_file_descriptors ${config.manager.max_file_descriptors}: only ${r.soft} allowed (hard limit ${r.hard})`);
+        if (r.partial) warn(`manager.max_file_descriptors ${config.manager.max_file_descriptors}: only ${r.soft} allowed (hard limit ${r.hard})`);
       }
       if (!isRoot() && (config.security.effective_user || config.security.effective_group)) {
-        ctx.say("warning", `not started as root: security.effective_user/effective_group are ignored (running as uid ${process.getuid?.()})`);
+        warn(`not started as root: security.effective_user/effective_group are ignored (running as uid ${process.getuid?.()})`);
       }
     },
     // As root, just before the switch: what the user we become will not be able to do later.
@@ -240,12 +247,13 @@ export async function runManager(startup: ManagerStartup): Promise<number | unde
       monitor?.reload(true);
       monitor?.configure(monitorInfo(next, ctx.worker));
       say("info", `configuration reloaded from ${describeSource(next)}`);
-      for (const note of next.notes) say("message", note);
-      for (const w of next.warnings) say("warning", w);
-      const slow = connectionTimeoutWarning(next.config.milters);
-      if (slow) say("warning", slow);
+      // What is still wrong is said again, once per reload, by the supervisor only (as at start).
+      const supervisor = ctx.worker === undefined;
+      const warn = supervisor ? (text: string) => say("warning", text) : () => {};
+      if (supervisor) for (const note of next.notes) say("message", note);
+      for (const w of configWarnings(next)) warn(w);
       const later = restartOnlyChanges(config, next.config);
-      if (later.length > 0) say("warning", `changed items take effect at the next start only: ${later.join(", ")}`);
+      if (later.length > 0) warn(`changed items take effect at the next start only: ${later.join(", ")}`);
       try {
         ctx.log.reconfigure(loggerOptions(next.config.log));
       } catch (e) {
@@ -256,7 +264,7 @@ export async function runManager(startup: ManagerStartup): Promise<number | unde
       engine?.setConfig(config);
       say("message", `configuration reloaded: ${describeMilters(config)}`);
       const unfiltered = noChildWarning(config);
-      if (unfiltered) say("warning", unfiltered);
+      if (unfiltered) warn(unfiltered);
     },
     stopping: () => {
       gate?.close();
