@@ -258,6 +258,12 @@ export async function runService<L extends Listening>(o: ServiceOptions<L>): Pro
   const say = (level: LogLevel, text: string) => {
     if (log.enabled(level)) log.write(level, text);
   };
+  /** Who else can write the log file, said at start and after a reopen; a worker's supervisor said it. */
+  const checkLogFile = () => {
+    const problem = worker === undefined ? log.fileWriters(owner?.uid) : undefined;
+    if (problem) say("warning", problem);
+  };
+  checkLogFile();
   if (systemd) {
     const sd = systemdNotifier((text) => say("warning", text));
     if (sd) notifiers.push(sd);
@@ -271,6 +277,7 @@ export async function runService<L extends Listening>(o: ServiceOptions<L>): Pro
     const created = logFile !== undefined && !existsSync(logFile);
     log.reopen();
     handOver(created);
+    checkLogFile();
   };
   let listening: L | undefined;
   const ctx: ServiceContext<L> = {

@@ -21,7 +21,7 @@
  */
 import { fstatSync } from "node:fs";
 import { oneLine } from "./log-text.ts";
-import { closeFd, FdWriter, openAppend } from "./output.ts";
+import { closeFd, FdWriter, logFileWriters, openAppend } from "./output.ts";
 import { SEVERITY, type Severity, Syslog } from "./syslog.ts";
 
 export const LOG_LEVELS = ["critical", "error", "warning", "message", "info", "debug", "statistics", "profile"] as const;
@@ -279,7 +279,7 @@ export class Logger {
     try {
       fd = openAppend(this._path);
     } catch (e) {
-      this.error(`cannot reopen log file ${this._path}: ${(e as Error).message}`);
+      this.error(`cannot reopen log file ${this._path}: ${(e as Error).message}; still writing to the file opened before`);
       return;
     }
     this.out.flush();
@@ -287,6 +287,16 @@ export class Logger {
     this.fileFd = fd;
     this.out.fd = fd;
     closeFd(old);
+  }
+
+  /**
+   * Who else can write the open log file (logFileWriters), as a warning line; undefined when no one
+   * or on standard output. `owner`: the user we switch to, who may own it too.
+   */
+  fileWriters(owner?: number): string | undefined {
+    if (this.fileFd === undefined || this._path === undefined) return undefined;
+    const owners = [...new Set([0, process.geteuid?.() ?? 0, ...(owner !== undefined ? [owner] : [])])];
+    return logFileWriters(fstatSync(this.fileFd), this._path, owners);
   }
 
   async close(): Promise<void> {

@@ -6,7 +6,7 @@
  * beyond it are dropped and counted). Strings are written as latin1, so bytes
  * that came from the wire (macro values, body chunks) go out unchanged.
  */
-import { closeSync, fsyncSync, openSync, writeSync } from "node:fs";
+import { closeSync, constants, fstatSync, fsyncSync, lstatSync, openSync, type Stats, writeSync } from "node:fs";
 
 export class FdWriter {
   /** Bytes dropped because the queue was full or the fd failed. */
@@ -84,9 +84,64 @@ export class FdWriter {
   }
 }
 
-/** Open a log file for appending (created 0640). Throws the fs error. */
+/** A log path that names something we do not write to: a symbolic link, a FIFO, a device… */
+export class LogFileError extends Error {
+  override readonly name = "LogFileError";
+}
+
+const O_CLOEXEC = 0o2000000;
+// O_NOFOLLOW: a symlink at the name is not followed (as root it could point at any file);
+// O_NONBLOCK: a FIFO without a reader cannot hang the open; O_NOCTTY: a tty never becomes ours.
+const APPEND = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY | O_CLOEXEC;
+
+/**
+ * Open a log file for appending (created 0640). Only a regular file: anything else at the name is
+ * refused before it is opened (opening a device can do things), and what was opened is checked
+ * again on its descriptor (the name may change in between). Throws LogFileError (its message says
+ * why, without the path) or the fs error.
+ */
 export function openAppend(path: string): number {
-  return openSync(path, "a", 0o640);
+  let before: Stats | undefined;
+  try {
+    before = lstatSync(path);
+  } catch {} // missing: created below, or the open says what is wrong
+  if (before && !before.isFile()) throw new LogFileError(notRegular(before));
+  let fd: number;
+  try {
+    fd = openSync(path, APPEND, 0o640);
+  } catch (e) {
+    if ((e as { code?: string }).code === "ELOOP") throw new LogFileError(notRegular(undefined));
+    throw e;
+  }
+  const st = fstatSync(fd);
+  if (!st.isFile()) {
+    closeSync(fd);
+    throw new LogFileError(notRegular(st));
+  }
+  return fd;
+}
+
+function notRegular(st: Stats | undefined): string {
+  if (!st || st.isSymbolicLink()) return "it is a symbolic link, and a log file is never opened through one (as root a link could point at any file); give the path of the file itself";
+  const kind = st.isFIFO() ? "a FIFO" : st.isSocket() ? "a socket" : st.isCharacterDevice() ? "a character device" : st.isBlockDevice() ? "a block device" : st.isDirectory() ? "a directory" : "not a file";
+  return `it is ${kind}, not a regular file`;
+}
+
+/**
+ * Who besides us can write the log file `st` (and so add or change lines): a warning naming `path`
+ * and the fix, or undefined. `owners`: who may own it (root, us, the user we switch to), as the
+ * configuration's check (manager/config/modes.ts); a log is not run, so this warns, not refuses.
+ */
+export function logFileWriters(st: Stats, path: string, owners: readonly number[]): string | undefined {
+  if (!owners.includes(st.uid)) {
+    return `log file ${path} belongs to uid ${st.uid}, not to root or the user the manager runs as (uid ${owners.join("/")}): that user can add or change its lines; chown root ${path}`;
+  }
+  const mode = st.mode & 0o7777;
+  if (mode & 0o022) {
+    const who = mode & 0o002 ? "everyone" : "its group";
+    return `log file ${path} can be written by ${who} (mode 0${mode.toString(8).padStart(3, "0")}): they can add or change its lines; chmod go-w ${path}`;
+  }
+  return undefined;
 }
 
 export function closeFd(fd: number): void {

@@ -1,12 +1,13 @@
 // What a running manager (a real process) logs about a problem: once. A child that is not listening
 // is one warning when it goes down and one line when it is back; each configuration problem is one
-// warning per start and one per reload, with workers too.
+// warning per start and one per reload, with workers too; a log path that is a symbolic link stops
+// the start with a clear error and leaves the link's target alone.
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SESSION } from "./support/harness.ts";
 import { type ScriptedMilter, startScriptedMilter } from "./support/scripted-milter.ts";
-import { freePort, isRoot, mta, readText, startForeground, until, workDir, writeConfig } from "./support/daemon.ts";
+import { freePort, isRoot, MAIN, mta, readText, startForeground, until, workDir, writeConfig } from "./support/daemon.ts";
 
 const work = workDir("mk-daemon-log-");
 const dir = work.dir;
@@ -66,7 +67,7 @@ describe("said once", () => {
     chmodSync(dropIn, 0o664);
     const log = join(dir, "workers.log");
     writeFileSync(log, "");
-    chmodSync(log, 0o664); // the user the workers switch to will not be able to reopen it
+    chmodSync(log, 0o664); // a log file its group can write
     const port = freePort();
     const fg = await startForeground(["-c", etc, "-s", `inet:${port}@127.0.0.1`, "--n-workers", "2", "--log-path", log], { log, ready: "2 workers listening on" });
     try {
@@ -77,6 +78,7 @@ describe("said once", () => {
       expect(start.some((l) => l.startsWith("[warning] connection_timeout of slow (300 s) is longer than the MTA waits"))).toBe(true);
       expect(start.some((l) => l.startsWith(`[warning] file ${dropIn} can be written by its group (mode 0664)`))).toBe(true);
       expect(start.some((l) => l.startsWith(`[warning] nobody (uid 65534) will not be able to reopen the log ${log}`))).toBe(true); // checked before the switch
+      expect(start.some((l) => l.startsWith(`[warning] log file ${log} can be written by its group (mode 0664)`))).toBe(true);
 
       process.kill(fg.pid, "SIGHUP");
       await until(() => entries(log).filter((l) => l.startsWith("[message] configuration reloaded")).length === 3, 10_000, "reloaded in all three");
@@ -85,8 +87,24 @@ describe("said once", () => {
       // Still there, so said again: once.
       expect(reload.filter((l) => l.startsWith("[warning] connection_timeout of slow")).length).toBe(1);
       expect(reload.filter((l) => l.startsWith(`[warning] file ${dropIn} can be written`)).length).toBe(1);
+      expect(reload.filter((l) => l.startsWith(`[warning] log file ${log} can be written`)).length).toBe(1);
     } finally {
       expect(await fg.stop()).toBe(0);
     }
   }, 60_000);
 });
+
+test("a symbolic link at the log path: the start stops with a clear error; the link's target is untouched", async () => {
+  const target = join(dir, "precious");
+  writeFileSync(target, "precious\n", { mode: 0o600 });
+  const log = join(dir, "link.log");
+  symlinkSync(target, log);
+  const file = writeConfig(join(dir, "link.json"), { log: { use_syslog: false }, milters: [] });
+  const proc = Bun.spawn({ cmd: [process.execPath, MAIN, "manager", "--config", file, "-s", `unix:${join(dir, "link.sock")}`, "--log-path", log], stdout: "pipe", stderr: "pipe", env: { ...process.env, NO_COLOR: "1" } });
+  const timer = setTimeout(() => proc.kill("SIGKILL"), 20_000);
+  const [code, out, err] = await Promise.all([proc.exited, new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+  clearTimeout(timer);
+  expect(code).toBe(1);
+  expect(out + err).toContain(`cannot open log file ${log}: it is a symbolic link, and a log file is never opened through one`);
+  expect(readFileSync(target, "latin1")).toBe("precious\n");
+}, 30_000);

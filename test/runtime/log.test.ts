@@ -1,10 +1,10 @@
 // Log levels, line format, log files with reopen, the batched fd writer, syslog datagrams.
 import { describe, expect, test } from "bun:test";
-import { chmodSync, mkdtempSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, type Stats, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatLogLevel, isoTimeMicro, LEVEL_ALL, LEVEL_DEFAULT, Logger, LogLevelError, parseLogLevel, sessionsFinishedLine } from "../../src/runtime/log.ts";
-import { FdWriter, openAppend } from "../../src/runtime/output.ts";
+import { FdWriter, LogFileError, logFileWriters, openAppend } from "../../src/runtime/output.ts";
 import { formatRfc3164, parseFacility, Syslog, SyslogError } from "../../src/runtime/syslog.ts";
 
 function tmp() {
@@ -40,17 +40,19 @@ describe("levels", () => {
 });
 
 describe("Logger", () => {
-  test("file output, level filter, statistics without tag, reopen after rotation", async () => {
+  test("file output (appended to what is there), level filter, statistics without tag, reopen after rotation", async () => {
     const d = tmp();
     try {
       const path = join(d.path, "a.log");
+      writeFileSync(path, "an earlier line\n", { mode: 0o640 });
       const log = new Logger({ path, level: parseLogLevel("error|statistics") });
       log.error("bad thing");
       log.info("not shown");
       log.statistics(sessionsFinishedLine(1, 1, 0));
       log.flush();
       const lines = readFileSync(path, "latin1").trim().split("\n");
-      expect(lines.length).toBe(2);
+      expect(lines.length).toBe(3);
+      expect(lines.shift()).toBe("an earlier line"); // appended to
       expect(lines[0]).toMatch(/^\[[\d\-T:.]+Z\]: \[error\] bad thing$/);
       expect(lines[1]).toMatch(/^\[[\d\-T:.]+Z\]: \[sessions\]\[finished\] 1\(\+1\) 0$/);
       renameSync(path, `${path}.1`);
@@ -66,6 +68,66 @@ describe("Logger", () => {
 
   test("an unopenable path throws", () => {
     expect(() => new Logger({ path: "/nonexistent/dir/x.log" })).toThrow(/ENOENT/);
+  });
+
+  test("a symlink or a FIFO at the log path is refused (the target untouched); a reopen onto one keeps the old file and says so", async () => {
+    const d = tmp();
+    try {
+      const target = join(d.path, "target");
+      writeFileSync(target, "precious\n", { mode: 0o600 });
+      const link = join(d.path, "link.log");
+      symlinkSync(target, link);
+      expect(() => new Logger({ path: link })).toThrow(LogFileError);
+      expect(() => new Logger({ path: link })).toThrow(/it is a symbolic link, and a log file is never opened through one/);
+      symlinkSync(join(d.path, "missing"), join(d.path, "dangling.log")); // O_CREAT would create the target
+      expect(() => new Logger({ path: join(d.path, "dangling.log") })).toThrow(/symbolic link/);
+      expect(existsSync(join(d.path, "missing"))).toBe(false);
+      const fifo = join(d.path, "fifo.log");
+      expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+      expect(() => new Logger({ path: fifo })).toThrow(/it is a FIFO, not a regular file/); // and does not wait for a reader
+      expect(() => new Logger({ path: d.path })).toThrow(/it is a directory/);
+      expect(() => openAppend("/dev/null")).toThrow(/it is a character device/);
+
+      // logrotate moved the file; someone put a symlink at the name before the reopen
+      const path = join(d.path, "a.log");
+      const log = new Logger({ path });
+      log.error("before");
+      log.flush();
+      renameSync(path, `${path}.1`);
+      symlinkSync(target, path);
+      log.reopen();
+      log.error("after");
+      await log.close();
+      expect(readFileSync(target, "latin1")).toBe("precious\n");
+      const old = readFileSync(`${path}.1`, "latin1");
+      expect(old).toContain("[error] after");
+      expect(old.match(/cannot reopen log file/g)?.length).toBe(1);
+      expect(old).toContain(`[error] cannot reopen log file ${path}: it is a symbolic link, and a log file is never opened through one`);
+      expect(old).toContain("; still writing to the file opened before");
+    } finally {
+      d.remove();
+    }
+  });
+
+  test("who else can write the log file is named (group, others, another owner); a file of ours is quiet", () => {
+    const d = tmp();
+    try {
+      const path = join(d.path, "a.log");
+      const log = new Logger({ path });
+      expect(log.fileWriters()).toBeUndefined(); // created 0640 by us
+      chmodSync(path, 0o664);
+      expect(log.fileWriters()).toBe(`log file ${path} can be written by its group (mode 0664): they can add or change its lines; chmod go-w ${path}`);
+      chmodSync(path, 0o646);
+      expect(log.fileWriters()).toStartWith(`log file ${path} can be written by everyone (mode 0646)`);
+      expect(new Logger({}).fileWriters()).toBeUndefined(); // standard output
+      const st = statSync(path);
+      const me = process.geteuid!();
+      expect(logFileWriters({ ...st, uid: 4242, mode: st.mode & ~0o022 } as Stats, path, [0, me])).toStartWith(`log file ${path} belongs to uid 4242, not to root or the user the manager runs as (uid 0/${me})`);
+      expect(logFileWriters({ ...st, uid: 4242, mode: 0o100640 } as Stats, path, [0, me, 4242])).toBeUndefined(); // the user we switch to
+      void log.close();
+    } finally {
+      d.remove();
+    }
   });
 });
 

@@ -256,6 +256,8 @@ export async function runManager(startup: ManagerStartup): Promise<number | unde
       if (later.length > 0) warn(`changed items take effect at the next start only: ${later.join(", ")}`);
       try {
         ctx.log.reconfigure(loggerOptions(next.config.log));
+        const writers = ctx.log.fileWriters(ctx.owner?.uid);
+        if (writers) warn(writers);
       } catch (e) {
         say("error", `log settings not changed: cannot open log file ${next.config.log.path}: ${(e as Error).message}`);
       }
