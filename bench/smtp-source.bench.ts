@@ -16,12 +16,17 @@
 // a fresh port (one connection per message leaves a TIME_WAIT socket per
 // message on the address pair, which slows the next run's connect()).
 //
-// Start-up is measured apart: each client's least wall and CPU time over the
-// rounds (load only ever adds to them) for `-m 1` (process start, one
-// connection, one message), run twice per round. The steady rate is
-// messages / (wall time - start-up), the CPU per message (user + system of the
-// client, from the kernel's rusage at exit; the sink's from /proc in 10 ms
-// ticks) is (CPU - start-up CPU) / messages.
+// Every client and mode runs twice per round, with the full message count and
+// with a quarter of it, one after the other. The steady rate and CPU per
+// message come from the difference of the two (messages / wall time, and
+// client CPU = user + system from the kernel's rusage at exit), so they hold
+// neither the process start-up nor the JIT's warm-up, which a long run spreads
+// thin and a short one does not. What the two leave over is printed apart:
+// the fixed CPU of a run (long run's CPU - messages x steady CPU: start-up,
+// compiling the hot code, exit) and, for reference, each client's least wall
+// and CPU time for `-m 1` (process start, one connection, one message; load
+// only ever adds to them), run twice per round. The sink's CPU per message is
+// from /proc in 10 ms ticks over the long run.
 //
 // Knobs (environment): BENCH_ROUNDS (3), BENCH_SESSIONS ("1 10 50"),
 // BENCH_M_CONN (messages per run without -d, 2000), BENCH_M_REUSE (with -d,
@@ -146,14 +151,15 @@ type Variant = "postfix" | "ours" | "floor" | "ours -P" | "floor -P";
 const VARIANTS: Variant[] = ["postfix", "ours", "floor", "ours -P", "floor -P"];
 const messages = (m: Mode, v: Variant) => (!m.reuse ? M_CONN : v.endsWith("-P") ? 4 * M_REUSE : M_REUSE);
 const label = (m: Mode) => `${m.lmtp ? "-L " : ""}-s ${m.s}${m.reuse ? " -d" : ""}`;
-const argsOf = (m: Mode, v: Variant) => [
-  "-M", MYHOSTNAME, "-l", String(L), "-m", String(messages(m, v)), "-s", String(m.s),
+const argsOf = (m: Mode, v: Variant, n: number) => [
+  "-M", MYHOSTNAME, "-l", String(L), "-m", String(n), "-s", String(m.s),
   ...(m.reuse ? ["-d"] : []), ...(m.lmtp ? ["-L"] : []), ...(v.endsWith("-P") ? ["-P"] : []),
 ];
 const clientOf = (v: Variant) => v.split(" ")[0] as Client;
 
-const raw = new Map<string, Raw[]>();
-const push = (k: string, r: Raw) => (raw.get(k) ?? raw.set(k, []).get(k)!).push(r);
+const SHORT = 4; // the short run has 1/SHORT of the messages
+const raw = new Map<string, { long: Raw; short: Raw }[]>();
+const push = (k: string, r: { long: Raw; short: Raw }) => (raw.get(k) ?? raw.set(k, []).get(k)!).push(r);
 const startup: Record<Client, Raw[]> = { postfix: [], ours: [], floor: [] };
 
 const t0 = performance.now();
@@ -166,7 +172,12 @@ for (let round = 0; round < ROUNDS; round++) {
   }
   for (const [i, m] of modes.entries()) {
     const order = VARIANTS.map((_, j) => VARIANTS[(j + round + i) % VARIANTS.length]);
-    for (const v of order) push(`${label(m)}|${v}`, await runOnce(clientOf(v), argsOf(m, v), m.lmtp));
+    for (const v of order) {
+      const n = messages(m, v);
+      const short = await runOnce(clientOf(v), argsOf(m, v, Math.round(n / SHORT)), m.lmtp);
+      const long = await runOnce(clientOf(v), argsOf(m, v, n), m.lmtp);
+      push(`${label(m)}|${v}`, { long, short });
+    }
   }
   console.log(`round ${round + 1}/${ROUNDS} done, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
 }
@@ -176,33 +187,40 @@ for (const c of ["postfix", "ours", "floor"] as Client[]) {
   up[c] = { wallMs: Math.min(...startup[c].map((r) => r.wallMs)), cpuMs: Math.min(...startup[c].map((r) => r.cpuMs)) };
 }
 
-interface Steady { rate: number; cpuUs: number; sinkUs: number }
+interface Steady { rate: number; cpuUs: number; fixedMs: number; wholeUs: number; sinkUs: number }
 function steady(m: Mode, v: Variant): Steady {
-  const u = up[clientOf(v)];
   const rs = raw.get(`${label(m)}|${v}`)!;
-  const n = messages(m, v);
+  const n = messages(m, v), d = n - Math.round(n / SHORT);
+  const cpuUs = median(rs.map((r) => ((r.long.cpuMs - r.short.cpuMs) * 1000) / d));
+  const longCpu = median(rs.map((r) => r.long.cpuMs));
   return {
-    rate: median(rs.map((r) => n / ((r.wallMs - u.wallMs) / 1000))),
-    cpuUs: median(rs.map((r) => ((r.cpuMs - u.cpuMs) * 1000) / n)),
-    sinkUs: median(rs.map((r) => (r.sinkMs * 1000) / n)),
+    rate: d / (median(rs.map((r) => r.long.wallMs - r.short.wallMs)) / 1000),
+    cpuUs,
+    fixedMs: longCpu - (cpuUs * n) / 1000,
+    wholeUs: (longCpu * 1000) / n,
+    sinkUs: median(rs.map((r) => (r.long.sinkMs * 1000) / n)),
   };
 }
 
 const f0 = (x: number) => x.toFixed(0);
+const f1 = (x: number) => x.toFixed(1);
 const f2 = (x: number) => x.toFixed(2);
-console.log(`\nsmtp-source -l ${L} against Postfix's smtp-sink; ${ROUNDS} rounds, medians; -m ${M_CONN} (one connection per message), ${M_REUSE} (-d) or ${4 * M_REUSE} (-d -P)`);
+console.log(`\nsmtp-source -l ${L} against Postfix's smtp-sink; ${ROUNDS} rounds, medians; -m ${M_CONN} (one connection per message), ${M_REUSE} (-d) or ${4 * M_REUSE} (-d -P), each also with 1/${SHORT} of it`);
 console.log(`ours = ${OURS.join(" ")}; load now: ${readFileSync("/proc/loadavg", "latin1").trim()}`);
 console.log("\nstart-up (-m 1: process start, one connection, one message), least wall / CPU ms:");
 for (const c of ["postfix", "ours", "floor"] as Client[]) console.log(`  ${c.padEnd(8)} ${up[c].wallMs.toFixed(1)} / ${up[c].cpuMs.toFixed(1)}`);
-console.log("\nsteady rate (msg/s, start-up taken off) and client CPU µs/msg; ratio = ours / floor, ours / Postfix (a -P row compares with Postfix without -P)");
-console.log("| mode | Postfix msg/s | ours msg/s | floor msg/s | ours/floor | ours/Postfix | floor/Postfix | CPU µs Postfix | CPU µs ours | CPU µs floor | CPU ours/floor | sink CPU µs (pf / ours / floor) |");
-console.log("|---|---|---|---|---|---|---|---|---|---|---|---|");
+console.log("\nsteady rate (msg/s) and client CPU µs/msg: from the difference of the long and the short run, so without start-up and JIT warm-up;");
+console.log("ratio = ours / floor, ours / Postfix (a -P row compares with Postfix without -P). fixed = CPU ms of the long run beyond messages x steady CPU");
+console.log("(start-up, JIT warm-up, exit); whole = the long run's CPU / messages, everything included");
+console.log("| mode | Postfix msg/s | ours msg/s | floor msg/s | ours/floor | ours/Postfix | floor/Postfix | CPU µs Postfix | CPU µs ours | CPU µs floor | CPU ours/floor | fixed CPU ms (pf / ours / floor) | whole CPU µs ours / floor (ratio) | sink CPU µs (pf / ours / floor) |");
+console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
 for (const m of modes) {
   const pf = steady(m, "postfix");
   for (const p of ["", " -P"]) {
     const o = steady(m, `ours${p}` as Variant), fl = steady(m, `floor${p}` as Variant);
     console.log(`| ${label(m)}${p} | ${f0(pf.rate)} | ${f0(o.rate)} | ${f0(fl.rate)} | ${f2(o.rate / fl.rate)} | ${f2(o.rate / pf.rate)} | ${f2(fl.rate / pf.rate)} | ` +
-      `${f0(pf.cpuUs)} | ${f0(o.cpuUs)} | ${f0(fl.cpuUs)} | ${f2(o.cpuUs / fl.cpuUs)} | ${f0(pf.sinkUs)} / ${f0(o.sinkUs)} / ${f0(fl.sinkUs)} |`);
+      `${f1(pf.cpuUs)} | ${f1(o.cpuUs)} | ${f1(fl.cpuUs)} | ${f2(o.cpuUs / fl.cpuUs)} | ${f0(pf.fixedMs)} / ${f0(o.fixedMs)} / ${f0(fl.fixedMs)} | ` +
+      `${f1(o.wholeUs)} / ${f1(fl.wholeUs)} (${f2(o.wholeUs / fl.wholeUs)}) | ${f0(pf.sinkUs)} / ${f0(o.sinkUs)} / ${f0(fl.sinkUs)} |`);
   }
 }
 console.log(`\ntotal ${((performance.now() - t0) / 1000).toFixed(0)} s`);
