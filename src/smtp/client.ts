@@ -5,6 +5,7 @@
 import type { Socket, SocketHandler } from "bun";
 import { type Reply, ReplyParser, ReplySyntaxError } from "./reply.ts";
 import { flushQueue, writeOrQueue } from "./write-queue.ts";
+import { belowFTL } from "./jit.ts";
 
 /** The connection ended before the reply we waited for. */
 export class ConnectionLost extends Error {
@@ -289,3 +290,5 @@ export class SmtpConnection {
     try { this.sock?.terminate(); } catch {}
   }
 }
+
+belowFTL(SmtpConnection, ReplyParser, handlers, tlsHandlers, { writeOrQueue, flushQueue });
