@@ -20,8 +20,9 @@
 // with a quarter of it, one after the other. The steady rate and CPU per
 // message come from the difference of the two (messages / wall time, and
 // client CPU = user + system from the kernel's rusage at exit), so they hold
-// neither the process start-up nor the JIT's warm-up, which a long run spreads
-// thin and a short one does not. What the two leave over is printed apart:
+// neither the process start-up nor the JIT's warm-up (over within the short
+// run), which a long run spreads thin and a short one does not. What the two
+// leave over is printed apart:
 // the fixed CPU of a run (long run's CPU - messages x steady CPU: start-up,
 // compiling the hot code, exit) and, for reference, each client's least wall
 // and CPU time for `-m 1` (process start, one connection, one message; load
