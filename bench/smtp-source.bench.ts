@@ -12,7 +12,8 @@
 //
 // Rounds are interleaved (every mode and client once per round, the order of
 // the clients rotating), and medians over the rounds are printed, so the
-// machine's other load hits every client alike. Each run gets a fresh sink on
+// machine's other load hits every client alike; a ratio is the median of the
+// rounds' ratios (a mode's clients run one after the other in a round). Each run gets a fresh sink on
 // a fresh port (one connection per message leaves a TIME_WAIT socket per
 // message on the address pair, which slows the next run's connect()).
 //
@@ -188,20 +189,29 @@ for (const c of ["postfix", "ours", "floor"] as Client[]) {
   up[c] = { wallMs: Math.min(...startup[c].map((r) => r.wallMs)), cpuMs: Math.min(...startup[c].map((r) => r.cpuMs)) };
 }
 
-interface Steady { rate: number; cpuUs: number; fixedMs: number; wholeUs: number; sinkUs: number }
+/** Per round (r) and as the median over the rounds. */
+interface Steady { rate: number; cpuUs: number; fixedMs: number; wholeUs: number; sinkUs: number; r: { rate: number[]; cpuUs: number[]; wholeUs: number[] } }
 function steady(m: Mode, v: Variant): Steady {
   const rs = raw.get(`${label(m)}|${v}`)!;
   const n = messages(m, v), d = n - Math.round(n / SHORT);
-  const cpuUs = median(rs.map((r) => ((r.long.cpuMs - r.short.cpuMs) * 1000) / d));
-  const longCpu = median(rs.map((r) => r.long.cpuMs));
+  const r = {
+    rate: rs.map((x) => d / ((x.long.wallMs - x.short.wallMs) / 1000)),
+    cpuUs: rs.map((x) => ((x.long.cpuMs - x.short.cpuMs) * 1000) / d),
+    wholeUs: rs.map((x) => (x.long.cpuMs * 1000) / n),
+  };
+  const cpuUs = median(r.cpuUs);
+  const longCpu = median(rs.map((x) => x.long.cpuMs));
   return {
-    rate: d / (median(rs.map((r) => r.long.wallMs - r.short.wallMs)) / 1000),
+    rate: d / (median(rs.map((x) => x.long.wallMs - x.short.wallMs)) / 1000),
     cpuUs,
     fixedMs: longCpu - (cpuUs * n) / 1000,
     wholeUs: (longCpu * 1000) / n,
-    sinkUs: median(rs.map((r) => (r.long.sinkMs * 1000) / n)),
+    sinkUs: median(rs.map((x) => (x.long.sinkMs * 1000) / n)),
+    r,
   };
 }
+/** The median of the per-round ratios: both runs of a round met the same load. */
+const ratio = (a: number[], b: number[]) => median(a.map((x, i) => x / b[i]));
 
 const f0 = (x: number) => x.toFixed(0);
 const f1 = (x: number) => x.toFixed(1);
@@ -211,7 +221,7 @@ console.log(`ours = ${OURS.join(" ")}; load now: ${readFileSync("/proc/loadavg",
 console.log("\nstart-up (-m 1: process start, one connection, one message), least wall / CPU ms:");
 for (const c of ["postfix", "ours", "floor"] as Client[]) console.log(`  ${c.padEnd(8)} ${up[c].wallMs.toFixed(1)} / ${up[c].cpuMs.toFixed(1)}`);
 console.log("\nsteady rate (msg/s) and client CPU µs/msg: from the difference of the long and the short run, so without start-up and JIT warm-up;");
-console.log("ratio = ours / floor, ours / Postfix (a -P row compares with Postfix without -P). fixed = CPU ms of the long run beyond messages x steady CPU");
+console.log("ratio = ours / floor, ours / Postfix (a -P row compares with Postfix without -P), the median of the rounds' ratios. fixed = CPU ms of the long run beyond messages x steady CPU");
 console.log("(start-up, JIT warm-up, exit); whole = the long run's CPU / messages, everything included");
 console.log("| mode | Postfix msg/s | ours msg/s | floor msg/s | ours/floor | ours/Postfix | floor/Postfix | CPU µs Postfix | CPU µs ours | CPU µs floor | CPU ours/floor | fixed CPU ms (pf / ours / floor) | whole CPU µs ours / floor (ratio) | sink CPU µs (pf / ours / floor) |");
 console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
@@ -219,9 +229,9 @@ for (const m of modes) {
   const pf = steady(m, "postfix");
   for (const p of ["", " -P"]) {
     const o = steady(m, `ours${p}` as Variant), fl = steady(m, `floor${p}` as Variant);
-    console.log(`| ${label(m)}${p} | ${f0(pf.rate)} | ${f0(o.rate)} | ${f0(fl.rate)} | ${f2(o.rate / fl.rate)} | ${f2(o.rate / pf.rate)} | ${f2(fl.rate / pf.rate)} | ` +
-      `${f1(pf.cpuUs)} | ${f1(o.cpuUs)} | ${f1(fl.cpuUs)} | ${f2(o.cpuUs / fl.cpuUs)} | ${f0(pf.fixedMs)} / ${f0(o.fixedMs)} / ${f0(fl.fixedMs)} | ` +
-      `${f1(o.wholeUs)} / ${f1(fl.wholeUs)} (${f2(o.wholeUs / fl.wholeUs)}) | ${f0(pf.sinkUs)} / ${f0(o.sinkUs)} / ${f0(fl.sinkUs)} |`);
+    console.log(`| ${label(m)}${p} | ${f0(pf.rate)} | ${f0(o.rate)} | ${f0(fl.rate)} | ${f2(ratio(o.r.rate, fl.r.rate))} | ${f2(ratio(o.r.rate, pf.r.rate))} | ${f2(ratio(fl.r.rate, pf.r.rate))} | ` +
+      `${f1(pf.cpuUs)} | ${f1(o.cpuUs)} | ${f1(fl.cpuUs)} | ${f2(ratio(o.r.cpuUs, fl.r.cpuUs))} | ${f0(pf.fixedMs)} / ${f0(o.fixedMs)} / ${f0(fl.fixedMs)} | ` +
+      `${f1(o.wholeUs)} / ${f1(fl.wholeUs)} (${f2(ratio(o.r.wholeUs, fl.r.wholeUs))}) | ${f0(pf.sinkUs)} / ${f0(o.sinkUs)} / ${f0(fl.sinkUs)} |`);
   }
 }
 console.log(`\ntotal ${((performance.now() - t0) / 1000).toFixed(0)} s`);
