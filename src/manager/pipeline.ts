@@ -52,6 +52,10 @@ const CONTINUE: FinalReply = { status: "continue" };
 const CONTINUE_STEP: Step = { answer: { status: "continue" } };
 const SKIP_STEP: Step = { answer: { status: "skip" } };
 const CRLF = new Uint8Array([0x0d, 0x0a]);
+/** A content command as the conditions see it (stop-hook.ts), also what request() sends. */
+type ContentEvent = Extract<StopEvent, { stage: ContentStage }>;
+const END_OF_HEADER: ContentEvent = Object.freeze({ stage: "end-of-header" });
+const END_OF_MESSAGE_EVENT: StopEvent & { stage: "end-of-message" } = Object.freeze({ stage: "end-of-message" });
 
 /** What the MTA gets at end of message. */
 export interface EomOutput {
@@ -103,28 +107,24 @@ export class MessagePipeline {
   header(name: string, value: string, macros: Macros | undefined): Promise<FinalReply> {
     this.headers.append(name, value);
     this.headerMacros = macros;
-    return this.stream("header", (child) =>
-      this.command(child, { stage: "header", name, value }, macros, (m) => child.client.header(name, this.valueFor(child, value), m)),
-    );
+    return this.stream({ stage: "header", name, value }, macros);
   }
 
   endOfHeader(macros: Macros | undefined): Promise<FinalReply> {
     this.sawEndOfHeader = true;
     this.eohMacros = macros;
-    return this.stream("end-of-header", (child) => this.command(child, { stage: "end-of-header" }, macros, (m) => child.client.endOfHeader(m)));
+    return this.stream(END_OF_HEADER, macros);
   }
 
   body(chunk: Uint8Array, macros: Macros | undefined): Promise<FinalReply> {
     this.content.append(chunk);
     this.bodyMacros = macros;
-    return this.stream("body", (child) =>
-      child.skipBody ? SKIP_STEP : this.command(child, { stage: "body", chunk }, macros, (m) => child.client.body(chunk, m)),
-    );
+    return this.stream({ stage: "body", chunk }, macros);
   }
 
   /** The current child gets the command live; a child that has not started yet is replayed everything so far. */
-  private async stream(stage: ContentStage, live: (child: Child) => Step | Promise<Step>): Promise<FinalReply> {
-    const rule = CONTENT[stage];
+  private async stream(event: ContentEvent, macros: Macros | undefined): Promise<FinalReply> {
+    const rule = CONTENT[event.stage];
     const reply = new StageReply();
     for (;;) {
       const child = this.queue[this.pos];
@@ -132,7 +132,7 @@ export class MessagePipeline {
         this.finished = true; // every child left: the compiled status (normally ACCEPT) ends the message
         return reply.final();
       }
-      const step = child.started ? await live(child) : await this.start(child, false);
+      const step = !child.started ? await this.start(child, false) : event.stage === "body" && child.skipBody ? SKIP_STEP : await this.command(child, event, macros);
       reply.add(step.answer);
       switch (rule.answer(step.answer.status)) {
         case "continue":
@@ -161,9 +161,7 @@ export class MessagePipeline {
       const child = this.queue[this.pos];
       if (child === undefined) break;
       child.streamReplacement(this.env.body);
-      const step = child.started
-        ? await this.command(child, { stage: "end-of-message" }, macros, (m) => child.client.endOfMessage(m, this.eomData()))
-        : await this.start(child, true);
+      const step = child.started ? await this.command(child, END_OF_MESSAGE_EVENT, macros) : await this.start(child, true);
       reply.add(step.answer);
       if (END_OF_MESSAGE.answer(step.answer.status) === "refuse") {
         child.dropReplacement();
@@ -236,19 +234,17 @@ export class MessagePipeline {
     const n = child.negotiated!;
     if (n.sends("header")) {
       for (const h of this.headers.items) {
-        const step = await this.command(child, { stage: "header", name: h.name, value: h.value }, this.headerMacros, (m) =>
-          child.client.header(h.name, this.valueFor(child, h.value), m),
-        );
+        const step = await this.command(child, { stage: "header", name: h.name, value: h.value }, this.headerMacros);
         if (CONTENT.header.answer(step.answer.status) !== "continue") return step;
       }
     }
     if (this.sawEndOfHeader || toEndOfMessage) {
-      const step = await this.command(child, { stage: "end-of-header" }, this.eohMacros, (m) => child.client.endOfHeader(m));
+      const step = await this.command(child, END_OF_HEADER, this.eohMacros);
       if (CONTENT["end-of-header"].answer(step.answer.status) !== "continue") return step;
     }
     if (!child.skipBody && n.sends("body")) {
       for (const chunk of this.bodyChunks()) {
-        const step = await this.command(child, { stage: "body", chunk }, this.bodyMacros, (m) => child.client.body(chunk, m));
+        const step = await this.command(child, { stage: "body", chunk }, this.bodyMacros);
         const move = CONTENT.body.answer(step.answer.status);
         if (move === "skip") {
           child.skipBody = true;
@@ -258,38 +254,48 @@ export class MessagePipeline {
       }
     }
     if (toEndOfMessage) {
-      return this.command(child, { stage: "end-of-message" }, this.eomMacros, (m) => child.client.endOfMessage(m, this.eomData()));
+      return this.command(child, END_OF_MESSAGE_EVENT, this.eomMacros);
     }
     return child.skipBody ? SKIP_STEP : CONTINUE_STEP;
   }
 
   /** Ask the conditions, then send (with the macros they added); what the child's answer (or failure) compiles as. */
-  private command(
-    child: Child,
-    event: StopEvent & { stage: ContentStage | "end-of-message" },
-    macros: Macros | undefined,
-    send: (macros: Macros | undefined) => Promise<StepOutcome | EndOfMessageOutcome>,
-  ): Step | Promise<Step> {
-    if (this.env.stop === undefined) return this.send(child, sent(send, macros));
-    let added: Map<string, string> | undefined;
-    const stop = this.env.stop(child, event, (name, value) => (added ??= new Map()).set(name, value));
-    const go = () => this.send(child, sent(send, added ? withMacros(macros, added) : macros));
-    if (stop === true) return this.stopped(child, event.stage);
-    if (stop === false) return go();
-    return stop.then((s) => (s ? this.stopped(child, event.stage) : go()));
+  private async command(child: Child, event: ContentEvent | typeof END_OF_MESSAGE_EVENT, macros: Macros | undefined): Promise<Step> {
+    const ask = this.env.stop;
+    if (ask !== undefined) {
+      let added: Map<string, string> | undefined;
+      const r = ask(child, event, (name, value) => (added ??= new Map()).set(name, value));
+      if (r === true || (r !== false && (await r))) return this.stopped(child, event.stage);
+      if (added) macros = withMacros(macros, added);
+    }
+    return this.answered(child, await this.request(child, event, macros));
   }
 
-  private async send(child: Child, sending: Promise<StepOutcome | EndOfMessageOutcome>): Promise<Step> {
-    const outcome = await sending;
+  /** The command to the child. */
+  private request(child: Child, event: ContentEvent | typeof END_OF_MESSAGE_EVENT, macros: Macros | undefined): Promise<StepOutcome | EndOfMessageOutcome> {
+    const client = child.client;
+    switch (event.stage) {
+      case "header":
+        return client.header(event.name, this.valueFor(child, event.value), macros);
+      case "end-of-header":
+        return client.endOfHeader(macros);
+      case "body":
+        return client.body(event.chunk, macros);
+      case "end-of-message":
+        return client.endOfMessage(macros, this.eomData());
+    }
+  }
+
+  /** What the child's answer (or failure) compiles as. */
+  private answered(child: Child, outcome: StepOutcome | EndOfMessageOutcome): Step {
     const decision = child.decide(outcome);
     if (!outcome.ok) this.env.log("warning", `milter ${child.name} failed, counted as ${decision.status}: ${child.failure}`);
     const answer = childAnswer(decision, child.evaluation);
     if (child.evaluation && answer.status !== realStatus(decision)) {
       this.env.log("info", `milter ${child.name} (evaluation mode) answered ${decision.status} at ${outcome.stage}; not applied`);
     }
-    const step: Step = { answer };
-    if (outcome.ok && "modifications" in outcome) step.modifications = outcome.modifications;
-    return step;
+    if (outcome.ok && "modifications" in outcome) return { answer, modifications: outcome.modifications };
+    return { answer };
   }
 
   /** A condition stopped the child: the stage's stop rule (rules/content.ts, rules/end-of-message.ts). */
@@ -315,17 +321,5 @@ export class MessagePipeline {
   /** A header value from the message, as this child wants it. */
   private valueFor(child: Child, value: string): string {
     return headerValueFor(this.env.leadingSpace, child.leadingSpace, value);
-  }
-}
-
-/** The step being sent; a synchronous throw becomes its rejection, as inside an async function. */
-function sent(
-  send: (macros: Macros | undefined) => Promise<StepOutcome | EndOfMessageOutcome>,
-  macros: Macros | undefined,
-): Promise<StepOutcome | EndOfMessageOutcome> {
-  try {
-    return send(macros);
-  } catch (e) {
-    return Promise.reject(e);
   }
 }

@@ -46,6 +46,7 @@ import { Continue, Reject, Tempfail } from "./replies.ts";
 import {
   type AbortInfo,
   type Awaitable,
+  type BodyInfo,
   type EomResult,
   type HandlerFactory,
   type MilterHandler,
@@ -185,8 +186,16 @@ export class MilterSession implements SessionContext {
   // is pending (pendingFire) once that call is due.
   private handlerTimer: Timer | undefined;
   private handlerTimerMs = 0;
-  private pendingFire: (() => void) | undefined;
   private pendingDue = 0;
+  // The async handler call being waited for (wait()): at most one at a time, as commands are
+  // worked off one by one. callId tells a late settlement (after its timeout) from the current one.
+  private callId = 0;
+  private callWhat = "";
+  private callDone: Done<any> | undefined;
+  private callResolve: (() => void) | undefined;
+  /** The step whose handler runs (step()), for stepDone. */
+  private stepType: MtaCommandType | undefined;
+  private stepExpects = false;
   private resolveEnded!: (end: SessionEnd) => void;
 
   constructor(
@@ -368,33 +377,33 @@ export class MilterSession implements SessionContext {
         if (!h.macro) return;
         return this.invoke("macro", () => h.macro!(cmd.command, cmd.macros, this), noop);
       case "connect":
-        return then(this.enter(cmd, true), () => this.step(cmd, h.connect && (() => h.connect!(cmd, this))));
+        return then(this.enter(cmd, true), () => this.step(cmd, h.connect));
       case "helo":
-        return then(this.enter(cmd, true), () => this.step(cmd, h.helo && (() => h.helo!(cmd, this))));
+        return then(this.enter(cmd, true), () => this.step(cmd, h.helo));
       case "mail":
         return then(this.enter(cmd, true), () => {
           this.inTransaction = true;
-          return this.step(cmd, h.envelopeFrom && (() => h.envelopeFrom!(cmd, this)));
+          return this.step(cmd, h.envelopeFrom);
         });
       case "rcpt":
         this.enter(cmd, false);
-        return this.step(cmd, h.envelopeRecipient && (() => h.envelopeRecipient!(cmd, this)));
+        return this.step(cmd, h.envelopeRecipient);
       case "data":
         this.enter(cmd, false);
-        return this.step(cmd, h.data && (() => h.data!(cmd, this)));
+        return this.step(cmd, h.data);
       case "header":
         this.enter(cmd, false);
-        return this.step(cmd, h.header && (() => h.header!(cmd, this)));
+        return this.step(cmd, h.header);
       case "eoh":
         this.enter(cmd, false);
-        return this.step(cmd, h.endOfHeader && (() => h.endOfHeader!(cmd, this)));
+        return this.step(cmd, h.endOfHeader);
       case "body":
         this.enter(cmd, false);
         // After `s` the MTA may still have chunks in flight: answer them without bothering the handler.
-        return this.step(cmd, !this.skipping && h.body ? () => h.body!(cmd, this, { fromEndOfMessage: false }) : undefined);
+        return this.step(cmd, this.skipping ? undefined : h.body, LIVE_BODY);
       case "unknown":
         this.enter(cmd, false);
-        return this.step(cmd, h.unknown && (() => h.unknown!(cmd, this)));
+        return this.step(cmd, h.unknown);
       case "eob":
         this.enter(cmd, false);
         return this.endOfMessage(cmd);
@@ -428,12 +437,13 @@ export class MilterSession implements SessionContext {
 
   /** Stage bookkeeping before a command's handler runs; `restart` commands first abort an open transaction. */
   private enter(cmd: MtaCommand, restart: boolean): void | Promise<void> {
-    const run = () => {
-      this.stage = stageName(cmd.type);
-      this.macros.enter(LETTER[cmd.type]);
-    };
-    if (restart && this.inTransaction) return then(this.implicitAbort(), run);
-    run();
+    if (restart && this.inTransaction) return then(this.implicitAbort(), () => this.enterStage(cmd.type));
+    this.enterStage(cmd.type);
+  }
+
+  private enterStage(type: MtaCommandType): void {
+    this.stage = stageName(type);
+    this.macros.enter(LETTER[type]);
   }
 
   private implicitAbort(): void | Promise<void> {
@@ -454,19 +464,35 @@ export class MilterSession implements SessionContext {
     this.skipping = false;
   }
 
-  /** Call a step's handler (if any) and answer with its decision unless the reply was switched off. */
-  private step(cmd: MtaCommand, call: (() => Awaitable<StepResult>) | undefined): void | Promise<void> {
+  /**
+   * Call a step's handler method (if any) and answer with its decision unless the reply was
+   * switched off. No closure per step: what the answer needs waits in stepType/stepExpects.
+   */
+  private step<C extends MtaCommand>(cmd: C, method: StepMethod<C> | undefined, info?: BodyInfo): void | Promise<void> {
     const expects = this.negotiated!.expectsReply(cmd.type);
-    if (!call) {
+    if (!method) {
       if (expects) this.write(PACKET.continue);
       return;
     }
     if (expects) this.awaiting = cmd.type;
-    return this.invoke(stageName(cmd.type) ?? cmd.type, call, (result, failed) => {
-      this.awaiting = undefined;
-      this.answer(cmd.type, expects, failed ? this.settings.handlerErrorReply : result);
-    });
+    this.stepType = cmd.type;
+    this.stepExpects = expects;
+    const what = stageName(cmd.type) ?? cmd.type;
+    let v: Awaitable<StepResult>;
+    try {
+      v = method.call(this.handler, cmd, this, info!); // info: body only
+    } catch (e) {
+      this.handlerFailed(what, e);
+      return this.stepDone(undefined, true);
+    }
+    if (!isThenable(v)) return this.stepDone(v, false);
+    return this.wait(what, v, this.stepDone);
   }
+
+  private readonly stepDone = (result: StepResult | undefined, failed: boolean): void => {
+    this.awaiting = undefined;
+    this.answer(this.stepType!, this.stepExpects, failed ? this.settings.handlerErrorReply : result);
+  };
 
   private answer(type: MtaCommandType, expects: boolean, result: StepResult | EomResult): void {
     if (result !== undefined && result !== null && (result as { type?: string }).type === "close") {
@@ -698,7 +724,6 @@ export class MilterSession implements SessionContext {
       this.finished = true;
       clearTimeout(this.handlerTimer); // nothing of this session may wait any longer
       this.handlerTimer = undefined;
-      this.pendingFire = undefined;
       this.settings.onSessionEnd?.(this, end);
       this.resolveEnded(end);
     };
@@ -726,45 +751,46 @@ export class MilterSession implements SessionContext {
       return done(undefined, true);
     }
     if (!isThenable(v)) return done(v, false);
-    return new Promise<void>((resolve) => {
-      let settled = false;
-      const settle = (value: T | undefined, failed: boolean) => {
-        if (settled) return;
-        settled = true;
-        if (this.pendingFire === fire) this.pendingFire = undefined;
-        let after: void | Promise<void> = undefined;
-        try {
-          after = done(value, failed);
-        } finally {
-          if (after) after.then(resolve, resolve);
-          else resolve();
-        }
-      };
-      const fire = () => {
-        const gone = this.gone;
-        this.report("timeout", gone
-          ? `${what} handler still running ${GONE_GRACE_MS} ms after the MTA went away; giving up on it`
-          : `${what} handler did not finish within ${this.settings.handlerTimeoutMs} ms`);
-        settle(undefined, true);
-      };
-      if (this.settings.handlerTimeoutMs > 0) {
-        const ms = this.gone ? Math.min(GONE_GRACE_MS, this.settings.handlerTimeoutMs) : this.settings.handlerTimeoutMs;
-        this.pendingFire = fire;
-        this.armHandlerTimer(ms);
-      }
-      (v as PromiseLike<T>).then(
-        (value) => settle(value, false),
-        (e) => {
-          if (!settled) this.handlerFailed(what, e);
-          settle(undefined, true);
-        },
-      );
-    });
+    return this.wait(what, v, done);
+  }
+
+  /** Wait for an async handler call, racing it against the handler timeout; settles after `done`. */
+  private wait<T>(what: string, v: PromiseLike<T>, done: Done<T>): Promise<void> {
+    const id = ++this.callId;
+    this.callWhat = what;
+    this.callDone = done;
+    if (this.settings.handlerTimeoutMs > 0) {
+      this.armHandlerTimer(this.gone ? Math.min(GONE_GRACE_MS, this.settings.handlerTimeoutMs) : this.settings.handlerTimeoutMs);
+    }
+    v.then(
+      (value) => this.settle(id, value, false),
+      (e) => {
+        if (id === this.callId && this.callDone !== undefined) this.handlerFailed(what, e);
+        this.settle(id, undefined, true);
+      },
+    );
+    return new Promise<void>((resolve) => (this.callResolve = resolve));
+  }
+
+  /** The call `id` ended (or timed out): its `done`, then the promise wait() gave. Late ones are ignored. */
+  private settle(id: number, value: unknown, failed: boolean): void {
+    const done = this.callDone;
+    if (id !== this.callId || done === undefined) return;
+    const resolve = this.callResolve!;
+    this.callDone = undefined;
+    this.callResolve = undefined;
+    let after: void | Promise<void> = undefined;
+    try {
+      after = done(value, failed);
+    } finally {
+      if (after) after.then(resolve, resolve);
+      else resolve();
+    }
   }
 
   /** The MTA went away while a handler runs: do not wait longer than `ms` for it. */
   private shortenPending(ms: number): void {
-    if (!this.pendingFire || this.pendingDue <= Date.now() + ms) return;
+    if (this.callDone === undefined || this.pendingDue <= Date.now() + ms) return;
     this.armHandlerTimer(ms);
   }
 
@@ -782,14 +808,19 @@ export class MilterSession implements SessionContext {
   }
 
   private readonly onHandlerTimer = (): void => {
-    const fire = this.pendingFire;
-    if (fire === undefined) return; // the call it was armed for settled in time
+    if (this.callDone === undefined) return; // the call it was armed for settled in time
     const left = this.pendingDue - Date.now();
     if (left > 1) {
       // not expected (it was armed for the due time); wait for the rest
       this.handlerTimerMs = left;
       this.handlerTimer = setTimeout(this.onHandlerTimer, left);
-    } else fire();
+      return;
+    }
+    const what = this.callWhat;
+    this.report("timeout", this.gone
+      ? `${what} handler still running ${GONE_GRACE_MS} ms after the MTA went away; giving up on it`
+      : `${what} handler did not finish within ${this.settings.handlerTimeoutMs} ms`);
+    this.settle(this.callId, undefined, true);
   };
 
   private handlerFailed(what: string, e: unknown): void {
@@ -887,6 +918,12 @@ const LETTER: Record<MtaCommandType, string> = {
 };
 
 function noop(): void {}
+
+/** A step's handler method, called with the handler as `this`. */
+type StepMethod<C> = (cmd: C, ctx: SessionContext, info: BodyInfo) => Awaitable<StepResult>;
+
+/** A body chunk the MTA sent as such (not inside its end-of-message). */
+const LIVE_BODY: BodyInfo = Object.freeze({ fromEndOfMessage: false });
 
 /** Let an unused body iterable release what it holds (a generator's finally). */
 function release(body: Iterable<Uint8Array> | undefined): void {

@@ -139,6 +139,8 @@ interface Pending {
   progress: number;
   /** A step without reply waiting for the write queue to drain: any packet now is stray. */
   flushing?: boolean;
+  /** When perform() was called, for the observer; -1 = nobody watches. */
+  t0: number;
 }
 
 /** Outcome of open(): the agreed options, or why there are none. */
@@ -378,30 +380,34 @@ export class MilterClient {
    * generator prepares a session once and reuses the bytes on every client.
    */
   perform(step: PreparedStep): Promise<StepOutcome | EndOfMessageOutcome> {
-    const observer = this.observer;
-    if (!observer) return this.performStep(step);
-    const t0 = performance.now();
-    return this.performStep(step).then((outcome) => {
-      observer.done(step.type, step.stage, outcome, performance.now() - t0);
-      return outcome;
-    });
+    const t0 = this.observer ? performance.now() : -1;
+    const r = this.performStep(step, t0);
+    if (r instanceof Promise) return r;
+    this.observed(step.type, step.stage, r, t0); // settled at once: not sent, or after a failure
+    return Promise.resolve(r);
   }
 
-  private performStep(step: PreparedStep): Promise<StepOutcome | EndOfMessageOutcome> {
+  /** A step's outcome, or the promise of its reply; `t0`: when perform() was called (-1: nobody watches). */
+  private performStep(step: PreparedStep, t0: number): StepOutcome | EndOfMessageOutcome | Promise<StepOutcome | EndOfMessageOutcome> {
     this.requireNegotiated();
     const { type, stage } = step;
     if (this.pending) throw new Error(`MilterClient ${this.name}: ${stage} while ${this.pending.stage} is still pending`);
-    if (this.failure) return Promise.resolve(this.after(stage));
+    if (this.failure) return this.after(stage);
     if (type === "mail" || type === "abort" || type === "quit_nc" || type === "eob") this.skipped = false;
-    if (type === "body" && this.skipped) return Promise.resolve(decision("skip", stage, "not-sent"));
-    if (step.error !== undefined) return Promise.resolve(this.fail("protocol-error", stage, `cannot send ${stage} to ${this.name}: ${step.error}`));
-    if (step.bytes === undefined) return Promise.resolve(decision("continue", stage, step.via));
+    if (type === "body" && this.skipped) return decision("skip", stage, "not-sent");
+    if (step.error !== undefined) return this.fail("protocol-error", stage, `cannot send ${stage} to ${this.name}: ${step.error}`);
+    if (step.bytes === undefined) return decision("continue", stage, step.via);
     if (step.via === "not-sent") {
       // Only the `D` of a suppressed stage: it carries no event, so it rides with the next write.
       this.deferred = this.deferred ? Buffer.concat([this.deferred, step.bytes]) : step.bytes;
-      return Promise.resolve(decision("continue", stage, "not-sent"));
+      return decision("continue", stage, "not-sent");
     }
-    return this.send(type, step.bytes, step.expectReply, step.via);
+    return this.send(type, step.bytes, step.expectReply, step.via, t0);
+  }
+
+  /** Tell the observer (if any) how a step ended. */
+  private observed(type: MtaCommandType, stage: StageName, outcome: StepOutcome | EndOfMessageOutcome, t0: number): void {
+    if (t0 >= 0) this.observer?.done(type, stage, outcome, performance.now() - t0);
   }
 
   // ---- internals ----------------------------------------------------------
@@ -418,7 +424,7 @@ export class MilterClient {
     return this.perform(prepareStep(n, cmd, macros)) as Promise<StepOutcome>;
   }
 
-  private send(type: MtaCommandType, bytes: Uint8Array, expectReply: boolean, via: DecisionSource = "no-reply"): Promise<any> {
+  private send(type: MtaCommandType, bytes: Uint8Array, expectReply: boolean, via: DecisionSource = "no-reply", t0 = -1): any {
     if (this.pending) throw new Error(`MilterClient ${this.name}: ${stageOf(type)} while ${this.pending.stage} is still pending`);
     const stage = stageOf(type);
     this.lastStage = stage;
@@ -433,15 +439,15 @@ export class MilterClient {
       this.observer?.sent?.(type, stage, bytes);
       below = conn.send(bytes);
     } catch (e) {
-      return Promise.resolve(this.fail("connection-error", stage, (e as Error).message));
+      return this.fail("connection-error", stage, (e as Error).message);
     }
     if (!expectReply) {
       const done = decision("continue", stage, via);
-      if (below) return Promise.resolve(done);
+      if (below) return done;
       // Honour backpressure for steps nobody answers (NR_BODY with a big body): the step
       // ends when the queue drained, or with the failure (writing timeout) that ended it.
       return new Promise((resolve) => {
-        const p: Pending = { type, stage, resolve, progress: 0, flushing: true };
+        const p: Pending = { type, stage, resolve, progress: 0, flushing: true, t0 };
         this.pending = p;
         conn.flushed().then(
           () => this.pending === p && this.finish(p, done),
@@ -450,7 +456,7 @@ export class MilterClient {
       });
     }
     return new Promise((resolve) => {
-      this.pending = { type, stage, resolve, progress: 0, mods: type === "eob" ? [] : undefined };
+      this.pending = { type, stage, resolve, progress: 0, mods: type === "eob" ? [] : undefined, t0 };
       this.armTimers(type);
     });
   }
@@ -612,6 +618,7 @@ export class MilterClient {
   private finish(p: Pending, outcome: unknown): void {
     this.pending = undefined;
     this.stepDone();
+    this.observed(p.type, p.stage, outcome as StepOutcome, p.t0);
     p.resolve(outcome);
   }
 
@@ -632,7 +639,9 @@ export class MilterClient {
     const p = this.pending;
     if (p) {
       this.pending = undefined;
-      p.resolve(p.mods ? { ...f, modifications: p.mods, progress: p.progress } : f);
+      const outcome = p.mods ? { ...f, modifications: p.mods, progress: p.progress } : f;
+      this.observed(p.type, p.stage, outcome, p.t0);
+      p.resolve(outcome);
     }
     return f;
   }
