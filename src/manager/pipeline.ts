@@ -83,6 +83,8 @@ export class MessagePipeline {
   private readonly mta: MtaKind;
   /** Body data the MTA sent inside its end-of-message packet: each child gets it inside its own. */
   private eomChunk: Uint8Array | undefined;
+  /** The command the current child is answering live (stream). */
+  private live: { child: Child; event: ContentEvent; macros: Macros | undefined } | undefined;
 
   /**
    * @param queue children taking part, in order
@@ -122,10 +124,42 @@ export class MessagePipeline {
     return this.stream({ stage: "body", chunk }, macros);
   }
 
-  /** The current child gets the command live; a child that has not started yet is replayed everything so far. */
-  private async stream(event: ContentEvent, macros: Macros | undefined): Promise<FinalReply> {
-    const rule = CONTENT[event.stage];
+  /**
+   * The current child gets the command live; a child that has not started yet is replayed
+   * everything so far. The usual case (the child has the message live, no condition to ask) is
+   * one promise for the round trip: the child's answer is read by liveAnswered.
+   */
+  private stream(event: ContentEvent, macros: Macros | undefined): Promise<FinalReply> {
+    const child = this.queue[this.pos];
+    if (child === undefined || !child.started || this.env.stop !== undefined || (event.stage === "body" && child.skipBody)) {
+      return this.streamFrom(event, macros, new StageReply());
+    }
+    this.live = { child, event, macros };
+    return this.request(child, event, macros).then(this.liveAnswered);
+  }
+
+  private readonly liveAnswered = (outcome: StepOutcome | EndOfMessageOutcome): FinalReply | Promise<FinalReply> => {
+    const { child, event, macros } = this.live!;
+    this.live = undefined;
+    const step = this.answered(child, outcome);
+    const move = CONTENT[event.stage].answer(step.answer.status);
+    if (move === "continue") return CONTINUE;
+    if (move === "skip") {
+      child.skipBody = true;
+      return CONTINUE;
+    }
     const reply = new StageReply();
+    reply.add(step.answer);
+    if (move === "refuse") {
+      this.refuse();
+      return reply.final();
+    }
+    this.leave(child); // accept: the next child takes over in the same step
+    return this.streamFrom(event, macros, reply);
+  };
+
+  private async streamFrom(event: ContentEvent, macros: Macros | undefined, reply: StageReply): Promise<FinalReply> {
+    const rule = CONTENT[event.stage];
     for (;;) {
       const child = this.queue[this.pos];
       if (child === undefined) {
