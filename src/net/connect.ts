@@ -32,46 +32,72 @@ const KINDS: Record<string, [ConnectErrorKind, string]> = {
   ECONNRESET: ["refused", "connection reset"],
 };
 
+/** A connection being made: what its socket's open handler needs (the socket's data until then). */
+interface Attempt {
+  spec: ConnectionSpec;
+  options: ConnectionOptions;
+  /** The caller got its answer already (timeout): a socket that opens now is closed. */
+  done: boolean;
+}
+
+// One handler object for every outgoing socket (Bun makes its native handler context per object):
+// what differs per connection travels in the socket's data, replaced by the FramedConnection.
+type Outgoing = Socket<FramedConnection | Attempt>;
+const outgoingHandlers: SocketOptions<FramedConnection | Attempt>["socket"] = {
+  open(s) {
+    const a = s.data as Attempt;
+    if (a.done) return s.terminate(); // too late: the caller already got a timeout
+    s.data = new FramedConnection(s, a.spec, "outgoing", a.options);
+  },
+  // Data, drain and end come only after open; close and error may come before it.
+  data: connectionSocketHandlers.data as (s: Outgoing, chunk: Buffer) => void,
+  drain: connectionSocketHandlers.drain as (s: Outgoing) => void,
+  end: connectionSocketHandlers.end as (s: Outgoing) => void,
+  close(s, error) {
+    if (s.data instanceof FramedConnection) s.data.onSocketClose(error);
+  },
+  error(s, error) {
+    if (s.data instanceof FramedConnection) connectionSocketHandlers.error!(s as Socket<FramedConnection>, error);
+  },
+};
+
 export function connect(spec: ConnectionSpec, opts: ConnectOptions): Promise<FramedConnection> {
   const { timeoutMs } = opts;
-  const connOpts: ConnectionOptions = { highWaterMark: opts.highWaterMark, maxQueued: opts.maxQueued, writeTimeoutMs: opts.writeTimeoutMs, handlers: opts.handlers, quickAck: opts.quickAck };
+  const attempt: Attempt = {
+    spec,
+    options: { highWaterMark: opts.highWaterMark, maxQueued: opts.maxQueued, writeTimeoutMs: opts.writeTimeoutMs, handlers: opts.handlers, quickAck: opts.quickAck },
+    done: false,
+  };
   // One promise settled by whichever comes first: the connection, its failure, or our timer.
   // (A manager opens a connection per child per MTA session: keep this path lean.)
   return new Promise<FramedConnection>((resolve, reject) => {
-    let done = false;
     const timer = setTimeout(() => {
-      done = true;
+      attempt.done = true;
       reject(new ConnectError(spec, "timeout", "ETIMEDOUT", `timed out after ${timeoutMs} ms`));
     }, timeoutMs);
     const fail = (e: unknown) => {
-      if (done) return;
-      done = true;
+      if (attempt.done) return;
+      attempt.done = true;
       clearTimeout(timer);
       reject(e instanceof ConnectError ? e : toConnectError(spec, e));
     };
     const start = (address: BunAddress) => {
-      if (done) return;
-      const socket: SocketOptions<FramedConnection | undefined>["socket"] = {
-        ...connectionSocketHandlers,
-        open(s) {
-          if (done) return s.terminate(); // too late: the caller already got a timeout
-          s.data = new FramedConnection(s, spec, "outgoing", connOpts);
-        },
-      };
+      if (attempt.done) return;
       // allowHalfOpen: we decide what a peer's FIN means (see FramedConnection end handling)
-      let connecting: Promise<Socket<FramedConnection | undefined>>;
+      let connecting: Promise<Outgoing>;
       try {
         connecting = "unix" in address
-          ? Bun.connect({ unix: address.unix, allowHalfOpen: true, data: undefined, socket })
-          : Bun.connect({ hostname: address.hostname, port: address.port, allowHalfOpen: true, data: undefined, socket });
+          ? Bun.connect({ unix: address.unix, allowHalfOpen: true, data: attempt, socket: outgoingHandlers })
+          : Bun.connect({ hostname: address.hostname, port: address.port, allowHalfOpen: true, data: attempt, socket: outgoingHandlers });
       } catch (e) {
         return fail(e);
       }
       connecting.then((s) => {
-        if (done) return void s.data?.destroy();
-        done = true;
+        const conn = s.data instanceof FramedConnection ? s.data : undefined;
+        if (attempt.done) return void conn?.destroy();
+        attempt.done = true;
         clearTimeout(timer);
-        resolve(s.data!);
+        resolve(conn!);
       }, fail);
     };
     let address: BunAddress;
