@@ -2,7 +2,7 @@
  * JavaScript objects the manager allocates per message, by type (JavaScriptCore's heap counts).
  *
  *   bun run bench/manager-alloc.bench.ts [--transport unix|tcp] [--messages 100] [--windows 12]
- *       [--warmup 2000] [--top 25]
+ *       [--warmup 6000] [--top 25]
  *
  * The load of bench/manager.bench.ts (test-server load engine, -m small.eml, concurrency 10)
  * against `manager --no-daemon` with two `test-client` children, all from src/main.ts. The
@@ -29,7 +29,7 @@ const arg = (name: string, dflt: string) => {
 const TRANSPORT = arg("transport", "unix");
 const MESSAGES = Number(arg("messages", "100"));
 const WINDOWS = Number(arg("windows", "12"));
-const WARMUP = Number(arg("warmup", "2000"));
+const WARMUP = Number(arg("warmup", "6000")); // JavaScriptCore still compiles (and allocates for it) at a few thousand
 const TOP = Number(arg("top", "25"));
 
 const tmp = makeTempDir("mk-bench-alloc-");

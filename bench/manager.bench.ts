@@ -4,7 +4,7 @@
  * concurrency 10; our goal is at least 50 %).
  *
  *   bun run bench/manager.bench.ts [--sessions 3000] [--concurrency 1,10,100] [--transports unix,tcp]
- *       [--setups direct,manager,relay] [--max-seconds 60] [--warmup 3000] [--rounds 1]
+ *       [--setups direct,manager,relay] [--max-seconds 60] [--warmup 10000] [--rounds 1]
  *       [--driver inproc|process] [--log-level default] [--binary dist/milterkit]
  *
  * Setups, each with the same load: the test-server load engine (src/test-server/load.ts; load
@@ -26,7 +26,8 @@
  * concurrency) so that the machine's other load hits all alike; with --rounds > 1 the medians are
  * reported. Bounded: --sessions per run and --max-seconds per run. Every process is first warmed up
  * with --warmup sessions at concurrency 10: JavaScriptCore keeps compiling hot functions (FTL) for
- * a few thousand sessions, and a manager runs for days, so the steady state is what is measured.
+ * a few thousand sessions (still at 4500), and a manager runs for days, so the steady state is what
+ * is measured (10000 by default).
  *
  * A third setup, "relay", is the floor of this architecture on this machine: a minimal fan-out
  * relay (this file run with --relay, ~100 lines on raw Bun sockets, no timers, no checks, no
@@ -61,7 +62,7 @@ const SESSIONS = Number(arg("sessions", "3000"));
 const CONCURRENCY = arg("concurrency", "1,10,100").split(",").map(Number);
 const TRANSPORTS = arg("transports", "unix,tcp").split(",") as Transport[];
 const MAX_SECONDS = Number(arg("max-seconds", "60"));
-const WARMUP = Number(arg("warmup", "3000"));
+const WARMUP = Number(arg("warmup", "10000"));
 const ROUNDS = Number(arg("rounds", "1"));
 const DRIVER = arg("driver", "inproc") as "inproc" | "process";
 const LOG_LEVEL = arg("log-level", "default");
