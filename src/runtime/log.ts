@@ -69,8 +69,20 @@ export function formatLogLevel(mask: number): string {
 export function isoTimeMicro(epochMs = performance.timeOrigin + performance.now()): string {
   const whole = Math.floor(epochMs);
   const micro = Math.floor((epochMs - whole) * 1000);
-  const iso = new Date(whole).toISOString(); // ...T02:21:37.582Z
-  return `${iso.slice(0, -1)}${String(micro).padStart(3, "0")}Z`;
+  const second = Math.floor(whole / 1000);
+  if (second !== isoSecond) {
+    // The date and time up to the second change once a second: made then, not for every line.
+    isoSecond = second;
+    isoPrefix = new Date(second * 1000).toISOString().slice(0, 20); // ...T02:21:37.
+  }
+  return `${isoPrefix}${pad3(whole - second * 1000)}${pad3(micro)}Z`;
+}
+
+let isoSecond = NaN;
+let isoPrefix = "";
+
+function pad3(n: number): string {
+  return n < 10 ? `00${n}` : n < 100 ? `0${n}` : `${n}`;
 }
 
 /** milter-manager's statistics lines (`[sessions][finished] <total>(+<n>) <processing>` and the others). */
