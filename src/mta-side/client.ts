@@ -308,8 +308,16 @@ export class MilterClient {
    * continue, else the last one. An empty chunk is not sent; after a `skip`
    * nothing more is sent until the message ends (outcome skip, not-sent).
    */
-  async body(chunk: Uint8Array, macros?: MacroInput): Promise<StepOutcome> {
+  body(chunk: Uint8Array, macros?: MacroInput): Promise<StepOutcome> {
     const n = this.requireNegotiated();
+    // The usual chunk fits one packet: its step is the body step (no loop, no async frame).
+    if (!this.failure && !this.skipped && chunk.length > 0 && chunk.length <= n.maxDataSize && n.sends("body")) {
+      return this.perform(prepareStep(n, { type: "body", chunk }, macros)) as Promise<StepOutcome>;
+    }
+    return this.bodyPieces(n, chunk, macros);
+  }
+
+  private async bodyPieces(n: Negotiated, chunk: Uint8Array, macros?: MacroInput): Promise<StepOutcome> {
     if (this.failure) return this.after("body");
     if (this.skipped) return decision("skip", "body", "not-sent");
     let last: StepOutcome = decision("continue", "body", "not-sent");
