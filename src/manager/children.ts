@@ -234,13 +234,23 @@ export async function openChildren(
  * client.open() bounded as a whole by `limitMs`: a child that connects but never answers OPTNEG
  * must not hold the MTA's answer back longer than its connection_timeout. Late: closed, "late".
  */
-export async function openWithin(client: MilterClient, limitMs: number): Promise<Awaited<ReturnType<MilterClient["open"]>> | "late"> {
-  let timer: Timer | undefined;
-  const deadline = new Promise<"late">((r) => (timer = setTimeout(() => r("late"), limitMs)));
-  const outcome = await Promise.race([client.open(), deadline]);
-  clearTimeout(timer);
-  if (outcome === "late") client.close();
-  return outcome;
+export function openWithin(client: MilterClient, limitMs: number): Promise<Awaited<ReturnType<MilterClient["open"]>> | "late"> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      resolve("late"); // first: the close below may settle open() too
+      client.close();
+    }, limitMs);
+    client.open().then(
+      (outcome) => {
+        clearTimeout(timer);
+        resolve(outcome);
+      },
+      (e) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
 }
 
 async function openOne(child: Child): Promise<void> {
