@@ -181,11 +181,11 @@ export class MilterSession implements SessionContext {
   private partialSince = 0;
   /** The last command the latest read completed (onData: does a reply of ours follow it?). */
   private lastRead: MtaCommandType | undefined;
-  // Handler timeout: one timer per session, made once and restarted (refresh) for each async
-  // handler call, so a step costs no setTimeout/clearTimeout pair; it acts only on the call that
-  // is pending (pendingFire) once that call is due.
+  // Handler timeout: one timer per session, armed lazily (armHandlerTimer): each async handler
+  // call only stamps its due time, and the timer acts on the call that is pending once it is due.
   private handlerTimer: Timer | undefined;
-  private handlerTimerMs = 0;
+  /** When the handler timer fires; 0 = not armed. */
+  private handlerTimerDue = 0;
   private pendingDue = 0;
   // The async handler call being waited for (wait()): at most one at a time, as commands are
   // worked off one by one. callId tells a late settlement (after its timeout) from the current one.
@@ -724,6 +724,7 @@ export class MilterSession implements SessionContext {
       this.finished = true;
       clearTimeout(this.handlerTimer); // nothing of this session may wait any longer
       this.handlerTimer = undefined;
+      this.handlerTimerDue = 0;
       this.settings.onSessionEnd?.(this, end);
       this.resolveEnded(end);
     };
@@ -794,28 +795,29 @@ export class MilterSession implements SessionContext {
     this.armHandlerTimer(ms);
   }
 
-  /** The pending handler call is due in `ms`: restart the session's handler timer (made anew only for another delay). */
+  /**
+   * The pending handler call is due in `ms`. A timer armed for an earlier time is left alone: it
+   * fires first and waits for the rest then, so a step costs no timer call.
+   */
   private armHandlerTimer(ms: number): void {
-    this.pendingDue = Date.now() + ms;
-    if (this.handlerTimer !== undefined && this.handlerTimerMs === ms) {
-      this.handlerTimer.refresh();
-      return;
-    }
-    if (this.handlerTimer !== undefined) clearTimeout(this.handlerTimer);
-    this.handlerTimerMs = ms;
+    const due = Date.now() + ms;
+    this.pendingDue = due;
+    if (this.handlerTimerDue !== 0 && this.handlerTimerDue <= due) return;
+    this.setHandlerTimer(ms);
+  }
+
+  private setHandlerTimer(ms: number): void {
+    clearTimeout(this.handlerTimer);
+    this.handlerTimerDue = Date.now() + ms;
     this.handlerTimer = setTimeout(this.onHandlerTimer, ms);
     this.handlerTimer.unref?.(); // the connection keeps the process alive, not this timer
   }
 
   private readonly onHandlerTimer = (): void => {
+    this.handlerTimerDue = 0;
     if (this.callDone === undefined) return; // the call it was armed for settled in time
     const left = this.pendingDue - Date.now();
-    if (left > 1) {
-      // not expected (it was armed for the due time); wait for the rest
-      this.handlerTimerMs = left;
-      this.handlerTimer = setTimeout(this.onHandlerTimer, left);
-      return;
-    }
+    if (left > 1) return this.setHandlerTimer(left); // armed for an earlier call: wait for the rest
     const what = this.callWhat;
     this.report("timeout", this.gone
       ? `${what} handler still running ${GONE_GRACE_MS} ms after the MTA went away; giving up on it`

@@ -191,13 +191,12 @@ export class MilterClient {
   /** Stage of the last step sent, to name the stage of a stray reply or a close. */
   private lastStage: StageName = "negotiate";
   private offer: OptnegCommand | undefined;
-  // Per-step deadlines, one timer for reading_timeout and one for end_of_message_timeout, each made
-  // once and restarted (refresh) when a step is sent: a step costs no setTimeout/clearTimeout pair.
-  // Bytes that arrive do not restart them (a milter dripping a reply must not hold the MTA); only a
-  // `p` at end-of-message does, within the total. A timer that fires while no step of its kind is
-  // pending does nothing.
-  private readTimer: Timer | undefined;
-  private eomTimer: Timer | undefined;
+  // Per-step deadlines, one for reading_timeout and one for end_of_message_timeout (StepDeadline:
+  // a step only stamps its due time, no timer call). Bytes that arrive do not move them (a milter
+  // dripping a reply must not hold the MTA); only a `p` at end-of-message does, within the total.
+  // A deadline that passes while no step of its kind is pending does nothing.
+  private readonly readDeadline = new StepDeadline(() => this.onReadTimer());
+  private readonly eomDeadline = new StepDeadline(() => this.onEomTimer());
   private totalTimer: Timer | undefined;
   private readonly onPacketBound = (code: number, payload: Buffer) => this.onPacket(code, payload);
 
@@ -473,23 +472,23 @@ export class MilterClient {
     const o = this.opts;
     if (type === "eob") {
       const ms = o.endOfMessageTimeoutMs ?? CHILD_TIMEOUTS.endOfMessageTimeoutMs;
-      if (ms > 0) this.eomTimer = restart(this.eomTimer, ms, this.onEomTimer);
+      if (ms > 0) this.eomDeadline.start(ms);
       const total = o.endOfMessageTotalTimeoutMs ?? 0;
       if (total > 0) this.totalTimer = setTimeout(() => this.onTimeout("end-of-message-total", total), total);
     } else {
       const ms = o.readingTimeoutMs ?? CHILD_TIMEOUTS.readingTimeoutMs;
-      if (ms > 0) this.readTimer = restart(this.readTimer, ms, this.onReadTimer);
+      if (ms > 0) this.readDeadline.start(ms);
     }
   }
 
-  private readonly onReadTimer = (): void => {
+  private onReadTimer(): void {
     const p = this.pending;
     if (p && !p.flushing && p.type !== "eob") this.onTimeout("reading", this.opts.readingTimeoutMs ?? CHILD_TIMEOUTS.readingTimeoutMs);
-  };
+  }
 
-  private readonly onEomTimer = (): void => {
+  private onEomTimer(): void {
     if (this.pending?.type === "eob") this.onTimeout("end-of-message", this.opts.endOfMessageTimeoutMs ?? CHILD_TIMEOUTS.endOfMessageTimeoutMs);
-  };
+  }
 
   /** A reply is complete: only the total timer is per step; the other two stay for the next step. */
   private stepDone(): void {
@@ -499,10 +498,10 @@ export class MilterClient {
 
   /** The connection is over: no timer may keep this client (or the process) alive. */
   private clearTimers(): void {
-    if (this.readTimer) clearTimeout(this.readTimer);
-    if (this.eomTimer) clearTimeout(this.eomTimer);
+    this.readDeadline.clear();
+    this.eomDeadline.clear();
     if (this.totalTimer) clearTimeout(this.totalTimer);
-    this.readTimer = this.eomTimer = this.totalTimer = undefined;
+    this.totalTimer = undefined;
   }
 
   private onTimeout(timer: TimerName, ms: number): void {
@@ -547,7 +546,8 @@ export class MilterClient {
       // let a milter hold the MTA while telling it nothing.
       if (p.type !== "eob") return this.unexpected(p, code, "progress is only valid at end-of-message");
       p.progress++;
-      this.eomTimer?.refresh(); // as milter-manager does; the total (if any) still applies
+      const ms = this.opts.endOfMessageTimeoutMs ?? CHILD_TIMEOUTS.endOfMessageTimeoutMs;
+      if (ms > 0) this.eomDeadline.start(ms); // as milter-manager does; the total (if any) still applies
       try {
         this.onProgress?.(p.stage);
       } catch {} // a caller's callback must not break the session
@@ -768,9 +768,46 @@ function decision(status: DecisionOutcome["status"], stage: StageName, via: Deci
   return { ok: true, status, stage, via };
 }
 
-/** Restart a per-read timer (its delay comes from the options, so it never changes), or make it. */
-function restart(timer: Timer | undefined, ms: number, fire: () => void): Timer {
-  return timer !== undefined ? timer.refresh() : setTimeout(fire, ms);
+/**
+ * A deadline that moves on every step and rarely passes. start() only stamps the due time while
+ * the timer is armed for an earlier one: that timer fires first and waits for the rest then, so a
+ * step costs no timer call. `fire` runs once the stamped time has passed.
+ */
+class StepDeadline {
+  private timer: Timer | undefined;
+  /** When the timer fires; 0 = not armed. */
+  private armedFor = 0;
+  private due = 0;
+
+  constructor(private readonly fire: () => void) {}
+
+  /** Due `ms` from now. */
+  start(ms: number): void {
+    this.due = Date.now() + ms;
+    if (this.armedFor === 0 || this.armedFor > this.due) this.arm(ms);
+  }
+
+  /** No timer may stay (the connection is over). */
+  clear(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.armedFor = this.due = 0;
+  }
+
+  private arm(ms: number): void {
+    clearTimeout(this.timer);
+    this.armedFor = Date.now() + ms;
+    this.timer = setTimeout(this.onTimer, ms);
+  }
+
+  private readonly onTimer = (): void => {
+    this.armedFor = 0;
+    if (this.due === 0) return;
+    const left = this.due - Date.now();
+    if (left > 1) return this.arm(left);
+    this.due = 0;
+    this.fire();
+  };
 }
 
 /** Placeholder returned by requireNegotiated() after a failed open(), so steps report the failure. */
