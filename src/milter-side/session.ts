@@ -763,6 +763,8 @@ export class MilterSession implements SessionContext {
     if (this.settings.handlerTimeoutMs > 0) {
       this.armHandlerTimer(this.gone ? Math.min(GONE_GRACE_MS, this.settings.handlerTimeoutMs) : this.settings.handlerTimeoutMs);
     }
+    // Made first: a thenable may call back at once.
+    const settled = new Promise<void>((resolve) => (this.callResolve = resolve));
     v.then(
       (value) => this.settle(id, value, false),
       (e) => {
@@ -770,7 +772,7 @@ export class MilterSession implements SessionContext {
         this.settle(id, undefined, true);
       },
     );
-    return new Promise<void>((resolve) => (this.callResolve = resolve));
+    return settled;
   }
 
   /** The call `id` ended (or timed out): its `done`, then the promise wait() gave. Late ones are ignored. */
