@@ -3,12 +3,15 @@
 // such as milter-manager) or from the first argument (milterkit manager ...).
 import { basename } from "node:path";
 import { helpWidth, wrap } from "./cli/options/help.ts";
+import { printErr, printOut, stdoutColumns } from "./cli/print.ts";
 import { runTool, type ToolResult } from "./cli/run.ts";
 import { TOOLS, type ToolName, toolFromName } from "./cli/tools.ts";
 import { VERSION } from "./version.ts";
 
-function mainUsage(): string {
-  const width = helpWidth(process.stdout.isTTY ? process.stdout.columns : undefined);
+/** The tool list needs every option table (their summaries): loaded only here, not at start. */
+async function mainUsage(): Promise<string> {
+  const { OPTION_TABLES } = await import("./cli/options/index.ts");
+  const width = helpWidth(stdoutColumns());
   const entry = (name: string, text: string) => {
     const lines = wrap(text, width, 20);
     lines[0] = `  ${name}`.padEnd(20) + lines[0].trimStart();
@@ -20,7 +23,7 @@ function mainUsage(): string {
     "USAGE milterkit TOOL [OPTIONS]   or through a symlink named after the tool",
     "",
     "TOOLS",
-    ...Object.entries(TOOLS).flatMap(([t, d]) => entry(t, `(${d.link}) ${d.summary}`)),
+    ...Object.entries(TOOLS).flatMap(([t, d]) => entry(t, `(${d.link}) ${OPTION_TABLES[t].summary}`)),
     ...entry("install-links", "install-links [--postfix-names] DIR: create the tool symlinks in DIR (milterkit-smtp-source/-sink unless --postfix-names)"),
     "",
     "Use milterkit TOOL --help for the options of a tool.",
@@ -38,16 +41,16 @@ export async function main(argv0: string, argv: string[]): Promise<ToolResult> {
   if (byName) return runTool(await TOOLS[byName].load(), argv, basename(argv0));
   const [first, ...rest] = argv;
   if (first === undefined || first === "--help" || first === "-h" || first === "help") {
-    process.stdout.write(mainUsage() + "\n");
+    printOut(await mainUsage() + "\n");
     return first === undefined ? 1 : 0;
   }
   if (first === "--version" || first === "-v") {
-    process.stdout.write(`milterkit ${VERSION}\n`);
+    printOut(`milterkit ${VERSION}\n`);
     return 0;
   }
   const tool = first === "install-links" || first in TOOLS ? first : toolFromName(first);
   if (!tool) {
-    process.stderr.write(`milterkit: unknown tool '${first}'\n\n${mainUsage()}\n`);
+    printErr(`milterkit: unknown tool '${first}'\n\n${await mainUsage()}\n`);
     return 1;
   }
   return dispatch(tool, first, rest);

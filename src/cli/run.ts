@@ -2,6 +2,7 @@
 // hands the scanned options to the tool. A misspelt or bad option is one line on stderr plus
 // where to find help, and exit status 1 (as Postfix's and GLib's tools do).
 import { renderHelp, helpWidth } from "./options/help.ts";
+import { printErr, printOut, stdoutColumns } from "./print.ts";
 import type { ToolOptions } from "./options/format.ts";
 import { type Scanned, scan, UsageError } from "./options/scan.ts";
 import { VERSION } from "../version.ts";
@@ -26,7 +27,7 @@ const HELP = new Set(["help", "help-all", "help-milter"]);
 export async function runTool(tool: Tool, argv: string[], invokedAs = tool.options.prog): Promise<ToolResult> {
   const { prog } = tool.options;
   const usageError = (e: UsageError) => {
-    process.stderr.write(`${prog}: ${e.message}\nTry '${invokedAs} --help' for more information.\n`);
+    printErr(`${prog}: ${e.message}\nTry '${invokedAs} --help' for more information.\n`);
     return 1;
   };
   let args: Scanned;
@@ -37,11 +38,11 @@ export async function runTool(tool: Tool, argv: string[], invokedAs = tool.optio
     throw e;
   }
   if (args.occurrences.some((o) => HELP.has(o.def.long) && !o.negated)) {
-    process.stdout.write(renderHelp(tool.options, helpWidth(process.stdout.isTTY ? process.stdout.columns : undefined)));
+    printOut(renderHelp(tool.options, helpWidth(stdoutColumns())));
     return 0;
   }
   if (args.flag("version")) {
-    process.stdout.write(tool.bareVersion ? `${VERSION}\n` : `${prog} ${VERSION}\n`);
+    printOut(tool.bareVersion ? `${VERSION}\n` : `${prog} ${VERSION}\n`);
     return 0;
   }
   try {

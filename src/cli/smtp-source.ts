@@ -1,11 +1,11 @@
 // smtp-source: Postfix-compatible SMTP/LMTP load generator (same letters,
 // defaults, dialogue and stdout), plus pipelining, STARTTLS and a summary.
 import { readFileSync } from "node:fs";
-import { isatty } from "node:tty";
 import { SMTP_SOURCE_TABLE } from "./options/smtp-source.ts";
 import type { Scanned } from "./options/scan.ts";
 import type { Tool } from "./run.ts";
 import { writeNow } from "../runtime/output.ts";
+import { isTerminal } from "../runtime/terminal.ts";
 import { OptionError } from "../smtp/values.ts";
 import { Progress } from "../smtp/progress.ts";
 import { SmtpSource } from "../smtp/source.ts";
@@ -38,7 +38,7 @@ export async function runSmtpSource(args: Scanned): Promise<number> {
     }
   }
   const source = new SmtpSource(o, { out: (s) => writeNow(1, s), err, prog: PROG }, file);
-  const showProgress = o.progress ?? (isatty(2) && o.verbose === 0 && !o.counter);
+  const showProgress = o.progress ?? (isTerminal(2) && o.verbose === 0 && !o.counter);
   const progress = showProgress ? new Progress(() => source.progress()) : undefined;
   progress?.start();
   const summary = await source.run();

@@ -1,8 +1,8 @@
 // milter-test-server: play the MTA against one milter (negotiate, connect … end-of-message
 // with macros), apply its replies and modifications, report the outcome; or load-test it.
 import { readFileSync } from "node:fs";
-import { isatty } from "node:tty";
 import { writeNow } from "../runtime/output.ts";
+import { isTerminal } from "../runtime/terminal.ts";
 import { TEST_SERVER_TABLE } from "./options/test-server.ts";
 import type { Scanned } from "./options/scan.ts";
 import { type Tool, UsageError } from "./run.ts";
@@ -37,7 +37,7 @@ export const processIo: Io = {
     }
   },
   env: process.env,
-  isTty: isatty(1),
+  isTty: isTerminal(1),
 };
 
 function clientOptions(o: TestServerOptions, io: Io, prefix = ""): MilterClientOptions {

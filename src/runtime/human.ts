@@ -5,8 +5,8 @@
  * systemd's journal and tests read those). consola is loaded on first use:
  * it costs start-up time (docs/bun.md §4) that a daemon's hot path should not pay.
  */
-import { isatty } from "node:tty";
 import { writeNow } from "./output.ts";
+import { isTerminal } from "./terminal.ts";
 
 export type HumanLevel = "error" | "warn" | "info" | "success";
 
@@ -25,7 +25,7 @@ function plainLine(program: string, level: HumanLevel, text: string): string {
 /** Human-facing output for `program` (e.g. `milter-manager`). `fd` defaults to stderr. */
 export function humanOutput(program: string, o: { fd?: number; fancy?: boolean } = {}): HumanOutput {
   const fd = o.fd ?? 2;
-  const fancy = o.fancy ?? (isatty(fd) && !process.env.NO_COLOR);
+  const fancy = o.fancy ?? (isTerminal(fd) && !process.env.NO_COLOR);
   const plain = (level: HumanLevel) => (text: string) => writeNow(fd, plainLine(program, level, text));
   if (!fancy) return { error: plain("error"), warn: plain("warn"), info: plain("info"), success: plain("success") };
   const { createConsola } = require("consola") as { createConsola: (o: Record<string, unknown>) => import("consola").ConsolaInstance };
