@@ -2,7 +2,7 @@
 // queue is full is silently dropped, so without our timer a connect can hang for minutes.
 import type { Socket, SocketOptions } from "bun";
 import { lookup } from "node:dns/promises";
-import { isIP } from "node:net";
+import { ipFamily } from "./ip.ts";
 import { connectionSocketHandlers, FramedConnection, type ConnectionOptions } from "./connection.ts";
 import { formatSpec, toBunAddress, type BunAddress, type ConnectionSpec } from "./spec.ts";
 
@@ -106,7 +106,7 @@ export function connect(spec: ConnectionSpec, opts: ConnectOptions): Promise<Fra
     } catch (e) {
       return fail(e);
     }
-    if ("hostname" in address && !isIP(address.hostname)) resolveBunAddress(spec, "connect").then(start, fail);
+    if ("hostname" in address && !ipFamily(address.hostname)) resolveBunAddress(spec, "connect").then(start, fail);
     else start(address);
   });
 }
@@ -126,7 +126,7 @@ function toConnectError(spec: ConnectionSpec, e: unknown): ConnectError {
  */
 export async function resolveBunAddress(spec: ConnectionSpec, role: "listen" | "connect"): Promise<BunAddress> {
   const address = toBunAddress(spec, role);
-  if (!("hostname" in address) || isIP(address.hostname)) return address;
+  if (!("hostname" in address) || ipFamily(address.hostname)) return address;
   const found = await lookup(address.hostname, { family: spec.kind === "inet6" ? 6 : 4 });
   return { hostname: found.address, port: address.port };
 }

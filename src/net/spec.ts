@@ -6,7 +6,7 @@
 //   inet6:PORT inet6:PORT@HOST inet6:PORT@[ADDRESS]
 //   inet:HOST:PORT  inet:[ADDRESS]:PORT          (Postfix)
 // `inet:` with an IPv6 literal (Postfix writes `inet:[::1]:10025`) gives an inet6 spec.
-import { isIPv4, isIPv6 } from "node:net";
+import { ipFamily } from "./ip.ts";
 
 export type UnixSpec = { kind: "unix"; path: string; scheme: "unix" | "local" };
 /** `host` undefined = any address when listening, loopback when connecting (see toBunAddress). */
@@ -84,8 +84,9 @@ export function parseSpec(input: string, opts: ParseOptions = {}): ConnectionSpe
   const port = parsePort(portText, opts, fail);
   if (hostText === undefined) return scheme === "inet" ? { kind: "inet", port, scheme } : { kind: "inet6", port, scheme };
 
-  const v4 = isIPv4(hostText);
-  const v6 = isIPv6(hostText);
+  const family = ipFamily(hostText);
+  const v4 = family === 4;
+  const v6 = family === 6;
   if (bracketed && !v4 && !v6) fail(`"${hostText}" is not an IPv4 or IPv6 address`);
   if (!v4 && !v6 && /^[0-9.]+$/.test(hostText)) fail(`"${hostText}" is not a valid IPv4 address`);
   if (!v4 && !v6 && !isHostName(hostText)) fail(`"${hostText}" is not a valid host name`);
@@ -111,7 +112,7 @@ function isHostName(s: string): boolean {
 export function formatSpec(spec: ConnectionSpec): string {
   if (spec.kind === "unix") return `unix:${spec.path}`;
   if (spec.host === undefined) return `${spec.kind}:${spec.port}`;
-  const literal = isIPv4(spec.host) || isIPv6(spec.host);
+  const literal = ipFamily(spec.host) !== 0;
   return `${spec.kind}:${spec.port}@${literal ? `[${spec.host}]` : spec.host}`;
 }
 

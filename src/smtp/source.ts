@@ -5,7 +5,7 @@
 // by replies: a queue of the replies still expected tells which step a reply
 // answers, in lock-step and pipelined mode alike.
 import { lookup } from "node:dns/promises";
-import { isIP } from "node:net";
+import { ipFamily } from "../net/ip.ts";
 import { type ConnectionEvents, type ConnectOptions, type Endpoint, ReplyTimeout, SmtpConnection } from "./client.ts";
 import {
   ContentBuilder, currentDate, defaultBody, fileMessage, generatedBody, headerTemplate, recipients,
@@ -346,7 +346,7 @@ class Session {
       return this.ready();
     }
     const t = src.o.target;
-    const name = t.kind === "inet" && !isIP(t.host) ? t.host : undefined;
+    const name = t.kind === "inet" && !ipFamily(t.host) ? t.host : undefined;
     this.conn!.arm();
     this.conn!.startTls(name, (e) => {
       if (e) return this.lost(STARTTLS, e);
@@ -681,7 +681,7 @@ export class SmtpSource {
   private async resolve(): Promise<Endpoint> {
     const t = this.o.target;
     if (t.kind === "unix") return { kind: "unix", path: t.path };
-    const fam = isIP(t.host);
+    const fam = ipFamily(t.host);
     if (fam) {
       if (this.o.family && fam !== this.o.family) {
         throw new FatalError(`${formatTarget(t)}: Address family for hostname not supported`);
