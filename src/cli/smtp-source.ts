@@ -1,10 +1,9 @@
 // smtp-source: Postfix-compatible SMTP/LMTP load generator (same letters,
 // defaults, dialogue and stdout), plus pipelining, STARTTLS and a summary.
-import { readFileSync } from "node:fs";
 import { SMTP_SOURCE_TABLE } from "./options/smtp-source.ts";
 import type { Scanned } from "./options/scan.ts";
 import type { Tool } from "./run.ts";
-import { writeNow } from "../runtime/output.ts";
+import { printTo } from "./print.ts";
 import { isTerminal } from "../runtime/terminal.ts";
 import { OptionError } from "../smtp/values.ts";
 import { Progress } from "../smtp/progress.ts";
@@ -16,7 +15,7 @@ const PROG = "smtp-source";
 
 /** Run smtp-source with its scanned command line; resolves to the exit status. */
 export async function runSmtpSource(args: Scanned): Promise<number> {
-  const err = (s: string) => writeNow(2, s);
+  const err = (s: string) => printTo(2, s);
   let o;
   try {
     o = sourceOptions(args);
@@ -30,22 +29,22 @@ export async function runSmtpSource(args: Scanned): Promise<number> {
   let file: Uint8Array | undefined;
   if (o.file !== undefined) {
     try {
-      file = readFileSync(o.file);
+      file = (require("node:fs") as typeof import("node:fs")).readFileSync(o.file); // node:fs costs start-up: only with -F
     } catch (e: any) {
       const why = e?.code === "ENOENT" ? "No such file or directory" : e?.code === "EACCES" ? "Permission denied" : e?.message;
       err(`${PROG}: fatal: open ${o.file}: ${why}\n`);
       return 1;
     }
   }
-  const source = new SmtpSource(o, { out: (s) => writeNow(1, s), err, prog: PROG }, file);
+  const source = new SmtpSource(o, { out: (s) => printTo(1, s), err, prog: PROG }, file);
   const showProgress = o.progress ?? (isTerminal(2) && o.verbose === 0 && !o.counter);
-  const progress = showProgress ? new Progress(() => source.progress()) : undefined;
+  const progress = showProgress ? new Progress(() => source.progress(), 2, printTo) : undefined;
   progress?.start();
   const summary = await source.run();
   progress?.stop();
   // An unreachable target is one line; a run that talked to the server is summarised.
   if (summary.connections > 0 || !summary.fatal) {
-    if (o.json) writeNow(1, summaryJson(summary) + "\n");
+    if (o.json) printTo(1, summaryJson(summary) + "\n");
     else if (o.summary) err(formatSummary(summary, PROG));
   }
   return summary.fatal ? 1 : 0;

@@ -1,5 +1,4 @@
 // A live progress line for terminals: rewritten in place a few times a second.
-import { writeSync } from "node:fs";
 
 export interface ProgressState {
   done: number;
@@ -19,8 +18,8 @@ export function progressLine(p: ProgressState): string {
 export class Progress {
   private timer: ReturnType<typeof setInterval> | undefined;
 
-  constructor(private readonly state: () => ProgressState, private readonly fd = 2,
-              private readonly write: (fd: number, s: string) => void = (fd, s) => { writeSync(fd, s); }) {}
+  constructor(private readonly state: () => ProgressState, private readonly fd: 1 | 2,
+              private readonly write: (fd: 1 | 2, s: string) => void) {}
 
   start(intervalMs = 200): void {
     this.timer = setInterval(() => this.write(this.fd, `\r\x1b[K${progressLine(this.state())}`), intervalMs);

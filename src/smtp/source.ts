@@ -4,7 +4,6 @@
 // RFC 2920 allows in one write. Every session is a small state machine driven
 // by replies: a queue of the replies still expected tells which step a reply
 // answers, in lock-step and pipelined mode alike.
-import { lookup } from "node:dns/promises";
 import { ipFamily } from "../net/ip.ts";
 import { type ConnectionEvents, type ConnectOptions, type Endpoint, ReplyTimeout, SmtpConnection } from "./client.ts";
 import {
@@ -689,6 +688,8 @@ export class SmtpSource {
       return { kind: "inet", address: t.host, port: t.port };
     }
     try {
+      // Loaded here, not at start: a target is most often an address literal.
+      const { lookup } = await import("node:dns/promises");
       const a = await lookup(t.host, { family: this.o.family });
       return { kind: "inet", address: a.address, port: t.port };
     } catch (e: any) {
