@@ -104,7 +104,7 @@ async function runOnce(cmd: string[]): Promise<Run> {
 
 const runs = new Map<string, Run[]>(programs.map(([n]) => [n, []]));
 const load0 = loadavg();
-for (const [name, cmd] of programs) { console.error("warm", name); await runOnce(cmd); } // page cache warm
+for (const [, cmd] of programs) await runOnce(cmd); // page cache warm
 for (let r = 0; r < ROUNDS; r++) {
   // Rotate the order so that no program always follows the same one.
   for (let i = 0; i < programs.length; i++) {
