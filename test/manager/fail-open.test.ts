@@ -1,14 +1,13 @@
 // Never fail open silently: a manager with no child milter warns at start and at every reload
 // that every message gets manager.fallback_status.
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { noChildWarning } from "../../src/manager/config/fail-open.ts";
 import { defaultConfig, defaultMilter } from "../../src/manager/config/schema.ts";
-import { freePort } from "../e2e/lib/ports.ts";
+import { startManagerProcess } from "./support/manager-process.ts";
 
-const MAIN = join(import.meta.dir, "../../src/main.ts");
 const dir = mkdtempSync(join(tmpdir(), "mk-fail-open-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -26,35 +25,18 @@ describe("the warning", () => {
 
 describe("the manager process", () => {
   test("warns at start and again on SIGHUP", async () => {
-    const file = join(dir, "empty.toml");
-    writeFileSync(file, "[log]\nuse_syslog = false\n");
-    const port = freePort();
-    const proc = Bun.spawn([process.execPath, MAIN, "manager", "--config", file, "--no-daemon", "-s", `inet:${port}@127.0.0.1`, ...(process.getuid?.() === 0 ? ["-u", "root"] : [])], {
-      stdout: "pipe",
-      stderr: "pipe",
-      env: { ...process.env, NO_COLOR: "1" },
-    });
-    let out = "";
-    void (async () => {
-      for await (const chunk of proc.stdout as ReadableStream<Uint8Array>) out += Buffer.from(chunk).toString("utf8");
-    })();
-    void (async () => {
-      for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) out += Buffer.from(chunk).toString("utf8");
-    })();
+    const m = await startManagerProcess({ log: { use_syslog: false } }, { dir, args: process.getuid?.() === 0 ? ["-u", "root"] : [] });
     const warning = 'no child milter is configured or detected: every message gets manager.fallback_status "accept" (delivered unfiltered)';
-    const count = () => out.split(warning).length - 1;
+    const count = () => m.output().split(warning).length - 1;
     try {
       for (let i = 0; i < 500 && count() < 1; i++) await Bun.sleep(20); // up to 10 s: a loaded machine starts bun slowly
       expect(count()).toBe(1);
-      expect(out).toMatch(/warning.*no child milter is configured/);
-      proc.kill("SIGHUP");
+      expect(m.output()).toMatch(/warning.*no child milter is configured/);
+      m.proc.kill("SIGHUP");
       for (let i = 0; i < 500 && count() < 2; i++) await Bun.sleep(20);
       expect(count()).toBe(2);
     } finally {
-      proc.kill("SIGTERM");
-      const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
-      await proc.exited;
-      clearTimeout(timer);
+      await m.stop();
     }
   }, 30_000);
 });

@@ -3,7 +3,7 @@
 // swaps the name as fast as it can), and at stop only our own socket is removed — a file that
 // replaced it stays, and remove_unix_socket_on_close = false keeps the socket.
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { listen, ListenError } from "../../src/net/listener.ts";
 import { parseSpec } from "../../src/net/spec.ts";
@@ -60,18 +60,24 @@ async function attacker(path: string, victim: string): Promise<{ stop(): Promise
 
 /** Owner, group and permission bits, not following a symlink. */
 function owner(path: string): string {
-  const st = statSync(path);
+  const st = lstatSync(path);
   return `${st.uid}:${st.gid} ${(st.mode & 0o7777).toString(8)}`;
+}
+
+/** A file of root's, mode 0600, that the attacker wants us to change. */
+function victimFile(name: string): string {
+  const victim = join(work.dir, name);
+  writeFileSync(victim, "secret\n");
+  chownSync(victim, 0, 0);
+  chmodSync(victim, 0o600);
+  return victim;
 }
 
 describe.skipIf(!isRoot)("as root, the socket's owner and mode are never set through a swapped name", () => {
   test("listen() with mode and group: 50 tries against an attacker, the victim file is never changed", async () => {
     const dir = join(work.dir, "race1");
     const path = join(dir, "m.sock");
-    const victim = join(work.dir, "victim1");
-    writeFileSync(victim, "secret\n");
-    chownSync(victim, 0, 0);
-    chmodSync(victim, 0o600);
+    const victim = victimFile("victim1");
     await listen(parseSpec(`unix:${path}`), { connection: (c) => c.destroy() }).then((l) => l.close()); // makes the directory
     const evil = await attacker(path, victim);
     let refused = 0;
@@ -100,10 +106,7 @@ describe.skipIf(!isRoot)("as root, the socket's owner and mode are never set thr
   test("chownFile (the socket handed to the user we become): 50 tries, the victim file is never changed", async () => {
     const dir = join(work.dir, "race2");
     const path = join(dir, "m.sock");
-    const victim = join(work.dir, "victim2");
-    writeFileSync(victim, "secret\n");
-    chownSync(victim, 0, 0);
-    chmodSync(victim, 0o600);
+    const victim = victimFile("victim2");
     const evil = await attacker(path, victim);
     let swapped = 0;
     try {
